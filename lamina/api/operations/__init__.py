@@ -1,0 +1,1 @@
+"""Thin handlers, one module per resource family: parse, call control, shape the reply."""

@@ -1,0 +1,1 @@
+"""Control-plane use cases: functions, versions, aliases, layers, code preparation."""

@@ -1,0 +1,1 @@
+"""The data plane, in call order: router, throttle, placement, pool, environment, sync."""

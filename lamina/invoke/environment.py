@@ -1,0 +1,196 @@
+"""One execution environment: a sandboxed runtime for one function version, one invoke at a time.
+
+Lifecycle (explicit, anything unlisted raises): STARTING -> IDLE <-> BUSY, any -> DEAD.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+
+from lamina import limits
+from lamina.errors import ErrorType
+from lamina.invoke.output import OutputCapture
+from lamina.runtime_api.endpoint import RuntimeEndpoint
+from lamina.runtime_api.session import Invocation, Outcome, RuntimeSession
+from lamina.sandbox.base import Sandbox, SandboxProcess, SandboxSpec
+
+log = logging.getLogger("lamina.environment")
+_ids = itertools.count(1)
+
+
+class EnvState(str, enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+_ALLOWED = {
+    EnvState.STARTING: {EnvState.IDLE, EnvState.DEAD},
+    EnvState.IDLE: {EnvState.BUSY, EnvState.DEAD},
+    EnvState.BUSY: {EnvState.IDLE, EnvState.DEAD},
+    EnvState.DEAD: {EnvState.DEAD},
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure the platform observed (not one the function reported)."""
+
+    error_type: str
+    message: str
+
+    def payload(self) -> bytes:
+        return json.dumps({"errorMessage": self.message, "errorType": self.error_type}).encode()
+
+
+@dataclass(frozen=True)
+class InitReport:
+    duration_ms: float
+    output: bytes
+    failure: Outcome | Fault | None = None
+
+
+@dataclass(frozen=True)
+class InvokeReport:
+    outcome: Outcome | Fault
+    duration_ms: float
+    output: bytes
+    max_memory_bytes: int
+
+
+def _exit_reason(code: int, oom: bool) -> str:
+    if oom or code == -9:
+        return "Runtime exited with error: signal: killed"
+    if code < 0:
+        return f"Runtime exited with error: signal: {-code}"
+    if code == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: exit status {code}"
+
+
+class Environment:
+    def __init__(self, sandbox: Sandbox, spec: SandboxSpec, memory_mb: int) -> None:
+        self.id = f"env-{next(_ids)}-{uuid.uuid4().hex[:8]}"
+        self.state = EnvState.STARTING
+        self.memory_mb = memory_mb
+        self.invocations = 0
+        self.last_used = time.monotonic()
+        self._sandbox = sandbox
+        self._spec = spec
+        self._session: RuntimeSession | None = None
+        self._endpoint: RuntimeEndpoint | None = None
+        self._proc: SandboxProcess | None = None
+        self._output: OutputCapture | None = None
+        self._exit: asyncio.Task[int] | None = None
+        self._freeze: asyncio.Task[None] | None = None
+
+    def _to(self, state: EnvState) -> None:
+        if state not in _ALLOWED[self.state]:
+            raise RuntimeError(f"environment {self.id}: {self.state.value} -> {state.value} is not allowed")
+        self.state = state
+
+    # -- start and init ----------------------------------------------------------------
+    async def start(self) -> InitReport:
+        started = time.perf_counter()
+        self._session = RuntimeSession()
+        self._endpoint = RuntimeEndpoint(self._session)
+        await self._endpoint.start()
+        env = {**self._spec.env, "AWS_LAMBDA_RUNTIME_API": self._endpoint.address}
+        self._proc = await self._sandbox.start(replace(self._spec, env=env, label=self.id))
+        self._output = OutputCapture(self._proc.output_fd)
+        self._exit = asyncio.ensure_future(self._proc.wait())
+        failure = await self._await_init()
+        duration = (time.perf_counter() - started) * 1000
+        output = self._output.take()
+        if failure is None:
+            self._to(EnvState.IDLE)
+        return InitReport(duration, output, failure)
+
+    async def _await_init(self) -> Outcome | Fault | None:
+        assert self._session is not None and self._exit is not None and self._session.init_error is not None
+        ready = asyncio.ensure_future(self._session.ready.wait())
+        done, _ = await asyncio.wait({ready, self._session.init_error, self._exit},
+                                     timeout=limits.INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if ready in done:
+            return None
+        if self._session.init_error in done:
+            return self._session.init_error.result()
+        if self._exit in done:
+            return Fault(ErrorType.RUNTIME_EXIT.value, _exit_reason(self._exit.result(), self._oom()))
+        return Fault("Runtime.Unknown", f"Init timed out after {limits.INIT_TIMEOUT_S:.2f} seconds")
+
+    def _oom(self) -> bool:
+        return self._proc is not None and self._proc.oom_killed()
+
+    # -- invoke ------------------------------------------------------------------------
+    async def invoke(self, invocation: Invocation, timeout_s: float) -> InvokeReport:
+        assert self._session is not None and self._proc is not None and self._output is not None
+        self._to(EnvState.BUSY)
+        await self._thaw()
+        self._proc.reset_peak_memory()
+        started = time.perf_counter()
+        future = self._session.submit(invocation)
+        outcome = await self._await_outcome(invocation, future, timeout_s)
+        duration = (time.perf_counter() - started) * 1000
+        output = self._output.take()
+        peak = self._proc.peak_memory_bytes()
+        self.invocations += 1
+        self.last_used = time.monotonic()
+        if isinstance(outcome, Fault):
+            await self.destroy()
+        else:
+            self._to(EnvState.IDLE)
+            self._freeze = asyncio.ensure_future(self._proc.freeze())
+        return InvokeReport(outcome, duration, output, peak)
+
+    async def _await_outcome(self, invocation: Invocation, future: asyncio.Future[Outcome],
+                             timeout_s: float) -> Outcome | Fault:
+        assert self._exit is not None and self._session is not None
+        done, _ = await asyncio.wait({future, self._exit}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        rid = invocation.request_id
+        if future in done:
+            return future.result()
+        self._session.abandon(rid)
+        if self._exit in done:
+            reason = _exit_reason(self._exit.result(), self._oom())
+            return Fault(ErrorType.RUNTIME_EXIT.value, f"RequestId: {rid} Error: {reason}")
+        return Fault(ErrorType.SANDBOX_TIMEDOUT.value,
+                     f"RequestId: {rid} Error: Task timed out after {timeout_s:.2f} seconds")
+
+    async def _thaw(self) -> None:
+        assert self._proc is not None
+        if self._freeze is not None:
+            await self._freeze
+            self._freeze = None
+            await self._proc.thaw()
+
+    # -- end ---------------------------------------------------------------------------
+    async def destroy(self) -> None:
+        if self.state is EnvState.DEAD:
+            return
+        self._to(EnvState.DEAD)
+        if self._freeze is not None:
+            await asyncio.gather(self._freeze, return_exceptions=True)
+        if self._session is not None:
+            self._session.close()
+        if self._output is not None:
+            self._output.close()
+        if self._proc is not None:
+            await self._proc.kill()
+        if self._exit is not None:
+            self._exit.cancel()
+        if self._endpoint is not None:
+            await self._endpoint.close()
+        log.info("environment destroyed", extra={"fields": {"env": self.id, "invocations": self.invocations}})
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not EnvState.DEAD and (self._exit is None or not self._exit.done())

@@ -1,0 +1,39 @@
+"""A private Runtime API endpoint per environment: its own loopback port, its own session."""
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+
+from lamina.runtime_api.routes import runtime_app
+from lamina.runtime_api.session import RuntimeSession
+
+
+class RuntimeEndpoint:
+    """Serves one RuntimeSession on 127.0.0.1:<free port> until closed."""
+
+    def __init__(self, session: RuntimeSession) -> None:
+        self.session = session
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.setblocking(False)
+        config = uvicorn.Config(runtime_app(session), lifespan="off", log_config=None, access_log=False,
+                                http="httptools", loop="none", timeout_keep_alive=3600)
+        config.load()
+        self._server = uvicorn.Server(config)
+
+    @property
+    def address(self) -> str:
+        host, port = self._sock.getsockname()
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        await self._server.startup(sockets=[self._sock])
+
+    async def close(self) -> None:
+        self._server.should_exit = True
+        self._server.force_exit = True
+        await self._server.shutdown()
+        self._sock.close()

@@ -1,0 +1,1 @@
+"""Runtime catalog and the bootstraps that run inside execution environments."""
