@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lamina.api.server import ApiApp
+from lamina.control.aliases import AliasService
 from lamina.control.functions import FunctionService
 from lamina.control.identities import IdentityService
 from lamina.control.layers import LayerService
@@ -39,6 +40,7 @@ class Services:
     identities: IdentityService
     functions: FunctionService
     versions: VersionService
+    aliases: AliasService
     layers: LayerService
     invoker: Invoker
     events: EventService
@@ -93,7 +95,8 @@ def build_services(settings: Settings) -> Services:
     invoker = Invoker(versions, Throttle(settings.account_concurrency), LocalPlacement(pool),
                       Launcher(blobs, catalog, data / "opt"), sandbox)
     events = EventService(EventQueue(store.engine), invoker)
-    return Services(settings, store, blobs, catalog, identities, functions, versions, layers, invoker, events,
+    return Services(settings, store, blobs, catalog, identities, functions, versions, AliasService(store, functions),
+                    layers, invoker, events,
                     pool, sandbox)
 
 

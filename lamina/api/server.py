@@ -91,8 +91,10 @@ class ApiApp:
             raise RequestEntityTooLargeException(
                 f"Request must be smaller than {op.max_body} bytes for the {op.label} operation")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        caller = auth.verify(auth.SignedRequest(request.method, raw_path, query, headers, body),
-                             self._services.identities.lookup)
-        region = caller.region or self._services.default_region
-        call = Call(self._services, FnScope(caller.account, region), rid, params, query, headers, body)
+        scope = FnScope("", self._services.default_region)
+        if op.signed:
+            caller = auth.verify(auth.SignedRequest(request.method, raw_path, query, headers, body),
+                                 self._services.identities.lookup)
+            scope = FnScope(caller.account, caller.region or self._services.default_region)
+        call = Call(self._services, scope, rid, params, query, headers, body)
         return await op.handler(call)

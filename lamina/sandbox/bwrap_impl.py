@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from lamina.sandbox.base import IsolationReport, SandboxSpec
 from lamina.sandbox.cgroups import CgroupHierarchy
 from lamina.sandbox.identity import SandboxUser
-from lamina.sandbox.launch import Launch, fallback_rlimits, make_output_pipe, memfd_with, prepare_cgroup, spawn
+from lamina.sandbox.launch import (
+    Launch,
+    check_spec,
+    fallback_rlimits,
+    make_output_pipe,
+    memfd_with,
+    prepare_cgroup,
+    spawn,
+)
 from lamina.sandbox.process import TreeProcess
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -152,16 +160,6 @@ def bwrap_command(spec: SandboxSpec, config: BwrapConfig, fds: list[int]) -> lis
 def bwrap_launch(spec: SandboxSpec, config: BwrapConfig, fds: list[int]) -> Launch:
     drop = config.user if config.mode == "userns" and os.geteuid() == 0 else None
     return Launch(argv=bwrap_command(spec, config, fds), env={}, pass_fds=tuple(fds), drop_to=drop)
-
-
-def check_spec(spec: SandboxSpec) -> None:
-    if not spec.argv:
-        raise ValueError("SandboxSpec.argv is empty")
-    for bind in spec.binds:
-        if not os.path.isabs(bind.dest) or not os.path.exists(bind.source):
-            raise FileNotFoundError(f"bind {bind.source} -> {bind.dest}: source missing or dest not absolute")
-    if not os.path.isabs(spec.workdir):
-        raise ValueError(f"workdir must be absolute: {spec.workdir!r}")
 
 
 class BwrapSandbox:

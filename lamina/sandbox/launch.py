@@ -56,6 +56,16 @@ def memfd_with(data: bytes, name: str = "lamina") -> int:
     return fd
 
 
+def check_spec(spec: SandboxSpec) -> None:
+    if not spec.argv:
+        raise ValueError("SandboxSpec.argv is empty")
+    for bind in spec.binds:
+        if not os.path.isabs(bind.dest) or not os.path.exists(bind.source):
+            raise FileNotFoundError(f"bind {bind.source} -> {bind.dest}: source missing or dest not absolute")
+    if not os.path.isabs(spec.workdir):
+        raise ValueError(f"workdir must be absolute: {spec.workdir!r}")
+
+
 async def prepare_cgroup(hierarchy: CgroupHierarchy | None, spec: SandboxSpec) -> Cgroup | None:
     """Create the sandbox's cgroup and apply its limits (None when there are no cgroups)."""
     if hierarchy is None:

@@ -32,7 +32,7 @@ def create(lam: Any, name: str, **kwargs: Any) -> dict[str, Any]:
 def test_create_returns_201_pending_with_aws_shape(lam: Any, fn_name: str) -> None:
     data = make_zip({"app.py": "def handler(e, c):\n    return 1\n"})
     resp = lam.create_function(FunctionName=fn_name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
-                               Code={"ZipFile": data}, Environment={"Variables": {"A": "1"}})
+                               Code={"ZipFile": data}, Environment={"Variables": {"AB": "1"}})
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert UUID.match(resp["ResponseMetadata"]["RequestId"])
     assert resp["FunctionArn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{fn_name}"
@@ -41,7 +41,7 @@ def test_create_returns_201_pending_with_aws_shape(lam: Any, fn_name: str) -> No
     assert resp["CodeSize"] == len(data)
     assert (resp["MemorySize"], resp["Timeout"], resp["Version"]) == (128, 3, "$LATEST")
     assert resp["EphemeralStorage"] == {"Size": 512} and resp["Architectures"] == ["x86_64"]
-    assert resp["Environment"] == {"Variables": {"A": "1"}}
+    assert resp["Environment"] == {"Variables": {"AB": "1"}}
     assert resp["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{fn_name}"}
     assert UUID.match(resp["RevisionId"])
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$", resp["LastModified"])
@@ -107,12 +107,12 @@ def test_update_configuration_and_revision_ids(lam: Any, fn_name: str, make_func
     first = make_function()
     before = lam.get_function_configuration(FunctionName=fn_name)["RevisionId"]
     resp = lam.update_function_configuration(FunctionName=fn_name, MemorySize=256, Timeout=10,
-                                             Description="d", Environment={"Variables": {"K": "v"}})
+                                             Description="d", Environment={"Variables": {"KK": "v"}})
     assert resp["LastUpdateStatus"] == "InProgress" and resp["RevisionId"] != before
     assert (resp["MemorySize"], resp["Timeout"], resp["Description"]) == (256, 10, "d")
     lam.get_waiter("function_updated_v2").wait(FunctionName=fn_name, WaiterConfig={"Delay": 1})
     cfg = lam.get_function_configuration(FunctionName=fn_name)
-    assert cfg["LastUpdateStatus"] == "Successful" and cfg["Environment"]["Variables"] == {"K": "v"}
+    assert cfg["LastUpdateStatus"] == "Successful" and cfg["Environment"]["Variables"] == {"KK": "v"}
     assert cfg["Runtime"] == first["Runtime"]
     with pytest.raises(lam.exceptions.PreconditionFailedException) as e:
         lam.update_function_configuration(FunctionName=fn_name, Timeout=5, RevisionId=before)
@@ -182,7 +182,7 @@ def test_bad_archives_are_rejected(lam: Any, fn_name: str) -> None:
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         create(lam, fn_name, Code={"ZipFile": make_zip({"../escape.py": "x"})})
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
-        create(lam, fn_name, Code={"S3Bucket": "b", "S3Key": "k"})
+        create(lam, fn_name, Code={"S3Bucket": "bucket", "S3Key": "key.zip"})
     assert "ZipFile" in error_of(e.value)[2]
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_function(FunctionName=fn_name)

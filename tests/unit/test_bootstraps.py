@@ -124,9 +124,14 @@ class FakeRuntimeAPI:
                 if api.drop_after_post:
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # killed bootstraps are normal
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -187,7 +192,8 @@ def launch(api, tmp_path):
     """launch(argv, handler, files={...}, env={...}) -> Run; every process is killed at teardown."""
     runs: list[Run] = []
 
-    def _launch(argv: list[str], handler: str, files: dict[str, str], env: dict[str, str] | None = None) -> Run:
+    def _launch(argv: list[str], handler: str, files: dict[str, str], env: dict[str, str] | None = None,
+                cwd: str | None = None) -> Run:
         task = tmp_path / "task"
         for name, text in files.items():
             p = task / name
@@ -209,7 +215,7 @@ def launch(api, tmp_path):
             "AWS_REGION": "us-east-1",
         }
         full_env.update(env or {})
-        proc = subprocess.Popen(argv, cwd=task, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd or task, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         run = Run(proc, api, str(task))
         runs.append(run)
         return run
@@ -241,8 +247,8 @@ def _interpreters():
     return params
 
 
-def py(launch, handler, files, env=None, python=None):
-    return launch([python or sys.executable, "-u", str(PY_BOOTSTRAP)], handler, files, env)
+def py(launch, handler, files, env=None, python=None, cwd=None):
+    return launch([python or sys.executable, "-u", str(PY_BOOTSTRAP)], handler, files, env, cwd)
 
 
 APP = """
@@ -435,6 +441,8 @@ def test_python_marshalling(launch, api):
             return {"d": decimal.Decimal("1.10"), "u": "caf\\u00e9"}
         if kind == "bytes":
             return b"\\x00raw"
+        if kind == "big":
+            return "x" * 300_000
     """
     run = py(launch, "app.handler", {"app.py": app})
     api.invoke({"kind": "none"})
@@ -451,6 +459,8 @@ def test_python_marshalling(launch, api):
     post = run.next_post()
     assert post.body == b"\x00raw"
     assert post.headers["Content-Type"] == "application/unknown"
+    api.invoke({"kind": "big"})
+    assert run.next_post().json() == "x" * 300_000
     # A body that is not JSON is the runtime's error, not the handler's.
     api.invoke(None, raw=b"{not json")
     post = run.next_post()
@@ -460,14 +470,17 @@ def test_python_marshalling(launch, api):
 def test_python_globals_persist_and_nested_handler_path(launch, api):
     files = {
         "src/__init__.py": "",
-        "src/app.py": "import sys\ncount = 0\ndef handler(event, context):\n"
-                      "    global count\n    count += 1\n    return {'count': count, 'path0': sys.path[0]}\n",
+        "src/app.py": "import os, sys\ncount = 0\ndef handler(event, context):\n"
+                      "    global count\n    count += 1\n    return {'count': count, 'path': sys.path[:3], 'cwd': os.getcwd()}\n",
     }
-    run = py(launch, "src/app.handler", files)
+    # cwd deliberately elsewhere: the bootstrap must go by LAMBDA_TASK_ROOT.
+    run = py(launch, "src/app.handler", files, cwd="/")
+    v = "%d.%d" % sys.version_info[:2]
+    path = [run.task, f"/opt/python/lib/python{v}/site-packages", "/opt/python"]
     api.invoke({})
-    assert run.next_post().json() == {"count": 1, "path0": run.task}
+    assert run.next_post().json() == {"count": 1, "path": path, "cwd": "/"}
     api.invoke({})
-    assert run.next_post().json() == {"count": 2, "path0": run.task}
+    assert run.next_post().json() == {"count": 2, "path": path, "cwd": "/"}
     assert len(api.connections) == 1
 
 
@@ -528,8 +541,8 @@ def test_python_log_level_and_json_format(launch, api):
 needs_node = pytest.mark.skipif(not os.path.exists(NODE), reason=f"{NODE} is not installed")
 
 
-def node(launch, handler, files, env=None):
-    return launch([NODE, str(NODE_BOOTSTRAP)], handler, files, env)
+def node(launch, handler, files, env=None, cwd=None):
+    return launch([NODE, str(NODE_BOOTSTRAP)], handler, files, env, cwd)
 
 
 NODE_APP = """
@@ -639,9 +652,9 @@ def test_node_callback_waits_for_empty_event_loop(launch, api):
 
 
 @needs_node
-def test_node_esm_handlers(launch, api, tmp_path):
+def test_node_esm_handlers(launch, api):
     run = node(launch, "app.handler", {
-        "app.mjs": "let n = 0;\nexport const handler = async (event) => ({ esm: true, n: ++n });\n"})
+        "app.mjs": "let n = 0;\nexport const handler = async (event) => ({ esm: true, n: ++n });\n"}, cwd="/")
     api.invoke({})
     assert run.next_post().json() == {"esm": True, "n": 1}
     api.invoke({})

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from lamina.api.call import Call, empty_reply, json_reply
 from lamina.control.identities import OPERATOR_ACCOUNT
-from lamina.errors import AccessDeniedException
+from lamina.errors import AccessDeniedException, ResourceNotFoundException
 
 
 class CreateKeyIn(BaseModel):
@@ -37,6 +37,16 @@ async def delete_key(call: Call) -> Response:
     _operator_only(call)
     call.services.identities.delete(call.path["AccessKeyId"])
     return empty_reply(204)
+
+
+async def download_code(call: Call) -> Response:
+    digest = call.path["Digest"].removesuffix(".zip")
+    if not (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise ResourceNotFoundException("The resource you requested does not exist.")
+    path = call.services.blobs.zip_path(digest)
+    if not path.exists():
+        raise ResourceNotFoundException("The resource you requested does not exist.")
+    return Response(path.read_bytes(), media_type="application/zip")
 
 
 async def host_report(call: Call) -> Response:

@@ -50,7 +50,7 @@ async def get_function_configuration(call: Call) -> Response:
     return json_reply(_config(call, v, qualifier))
 
 
-def _page(call: Call, items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+def page(call: Call, items: list[dict[str, Any]], key: str) -> dict[str, Any]:
     max_items = call.query_int("MaxItems") or 50
     if not 1 <= max_items <= 10000:
         raise ValidationException(f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to "
@@ -68,7 +68,7 @@ async def list_functions(call: Call) -> Response:
         items = [_config(call, v, v.version) for v in fns.list_all_versions(call.scope)]
     else:
         items = [_config(call, v, None) for v in fns.list_latest(call.scope)]
-    return json_reply(_page(call, items, "Functions"))
+    return json_reply(page(call, items, "Functions"))
 
 
 async def update_function_configuration(call: Call) -> Response:

@@ -214,8 +214,9 @@ class RuntimeClient(object):
         if body is not None:
             extra += "Content-Length: %d\r\n" % len(body)
         data = head.encode("utf-8") + self._common + extra.encode("utf-8") + b"\r\n"
-        if body:
+        if body is not None and len(body) <= 65536:  # small: one segment; large: skip the copy
             data += body
+            body = None
         for attempt in (0, 1):
             reused = self._sock is not None
             if not reused:
@@ -223,6 +224,8 @@ class RuntimeClient(object):
             started = [False]
             try:
                 self._sock.sendall(data)
+                if body is not None:
+                    self._sock.sendall(body)
                 return self._read_response(started)
             except (OSError, ValueError):
                 self.close()
@@ -315,18 +318,19 @@ class RuntimeClient(object):
         endpoint = _API_PREFIX + "/invocation/" + _quote_id(invoke_id) + "/response"
         try:
             self._post(endpoint, body, {"Content-Type": content_type})
-        except RuntimeAPIError as e:
-            # The platform rejected the response (e.g. 413: too large) and records the failure
-            # itself; keep serving invokes rather than dying.
-            _diag(str(e))
+        except (RuntimeAPIError, OSError) as e:
+            # The platform rejected the response (e.g. 413: too large, possibly closing the
+            # connection mid-upload) and records the failure itself; keep serving invokes. If
+            # the platform is really gone, the next /next fails and the process exits.
+            _diag("posting the response failed: %s" % (e,))
 
     def post_invocation_error(self, invoke_id, error_result):
         endpoint = _API_PREFIX + "/invocation/" + _quote_id(invoke_id) + "/error"
         headers = {"Content-Type": "application/json", _ERROR_TYPE_HEADER: error_result["errorType"] or ""}
         try:
             self._post(endpoint, to_json(error_result).encode("utf-8"), headers)
-        except RuntimeAPIError as e:
-            _diag(str(e))
+        except (RuntimeAPIError, OSError) as e:
+            _diag("posting the error failed: %s" % (e,))
 
     def post_init_error(self, error_result):
         endpoint = _API_PREFIX + "/init/error"

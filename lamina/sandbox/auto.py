@@ -1,0 +1,44 @@
+"""Composition helper: probe the host once and build the best sandbox it allows."""
+from __future__ import annotations
+
+import logging
+
+from lamina.sandbox.base import Sandbox
+from lamina.sandbox.bwrap_impl import BwrapSandbox
+from lamina.sandbox.plain_impl import PlainSandbox
+from lamina.sandbox.probe import HostProbe, probe_host
+
+log = logging.getLogger(__name__)
+
+PREFERENCES = ("auto", "bwrap", "plain")
+
+
+def build_sandbox(cgroup_parent: str = "lamina", prefer: str = "auto") -> Sandbox:
+    """Probe the host and return a `BwrapSandbox` (or, failing that, a `PlainSandbox`) whose
+    `.report` says what is isolated. prefer="bwrap" raises when bubblewrap is unusable.
+
+    `cgroup_parent` (relative to each hierarchy root) must belong to this process alone:
+    leftover `<cgroup_parent>/*` cgroups of a crashed earlier run are killed and removed here.
+    """
+    if prefer not in PREFERENCES:
+        raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
+    host = probe_host(cgroup_parent)
+    remove_stale_cgroups(host)
+    if prefer == "bwrap" or (prefer == "auto" and host.bwrap_mode is not None):
+        sandbox: Sandbox = BwrapSandbox(host.report("bwrap"), host.bwrap_config(), host.cgroups)
+    else:
+        sandbox = PlainSandbox(host.report("plain"), host.cgroups,
+                               user=host.user if host.is_root else None)
+    for warning in sandbox.report.warnings:
+        log.warning("sandbox (%s): %s", sandbox.report.backend, warning)
+    return sandbox
+
+
+def remove_stale_cgroups(host: HostProbe) -> list[str]:
+    if host.cgroups is None:
+        return []
+    removed = host.cgroups.remove_stale()
+    if removed:
+        log.warning("removed %d stale sandbox cgroup(s) from a previous run: %s",
+                    len(removed), ", ".join(removed))
+    return removed
