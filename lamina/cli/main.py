@@ -114,7 +114,7 @@ def invoke(name: str, payload: str = typer.Option("{}", help="JSON event"),
         kwargs["Qualifier"] = qualifier
     resp = client.invoke(**kwargs)
     if log and "LogResult" in resp:
-        Console(stderr=True).print(base64.b64decode(resp["LogResult"]).decode(errors="replace"), markup=False)
+        sys.stderr.write(base64.b64decode(resp["LogResult"]).decode(errors="replace"))
     sys.stdout.write(resp["Payload"].read().decode() + "\n")
     if resp.get("FunctionError"):
         raise typer.Exit(1)

@@ -23,6 +23,7 @@ class RuntimeEndpoint:
                                 http="httptools", loop="none", timeout_keep_alive=3600)
         config.load()
         self._server = uvicorn.Server(config)
+        self._server.lifespan = config.lifespan_class(config)   # what Server.serve() would set up
 
     @property
     def address(self) -> str:

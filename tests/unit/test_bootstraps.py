@@ -301,7 +301,6 @@ def test_python_success_and_error_on_each_interpreter(launch, api, python):
             '\u00a0\u00a0\u00a0\u00a0raise ValueError("boom: " + event["fail"])\n') in out
 
 
-
 def _init_error(run: Run) -> dict:
     post = run.next_post()
     assert post.kind == "init_error", post
