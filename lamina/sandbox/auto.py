@@ -17,8 +17,9 @@ def build_sandbox(cgroup_parent: str = "lamina", prefer: str = "auto") -> Sandbo
     """Probe the host and return a `BwrapSandbox` (or, failing that, a `PlainSandbox`) whose
     `.report` says what is isolated. prefer="bwrap" raises when bubblewrap is unusable.
 
-    `cgroup_parent` (relative to each hierarchy root) must belong to this process alone:
-    leftover `<cgroup_parent>/*` cgroups of a crashed earlier run are killed and removed here.
+    `cgroup_parent` is relative to each hierarchy root. Leftover `<cgroup_parent>/*` cgroups
+    of a crashed earlier run are killed and removed here; ones still started by a live
+    process (another Lamina with the same parent) are left alone with a warning.
     """
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")

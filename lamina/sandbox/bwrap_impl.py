@@ -12,8 +12,10 @@ Two ways of getting to an unprivileged uid, chosen by the probe:
 
 Filesystem view: a fresh tmpfs root holding only /usr, /bin, /sbin, /lib* (read-only; symlinks
 recreated as symlinks), a minimal /etc (a few read-only files plus synthesised passwd/group),
-/proc, /dev, a private size-limited tmpfs /tmp, and the spec's binds. bwrap options travel
-through a memfd (`--args`), so env values never show up in the host's process list.
+/proc, /dev, a private size-limited tmpfs /tmp, and the spec's binds; the root itself is
+remounted read-only. /tmp is RAM: what the code writes there is charged to its memory cgroup
+and so counts against memory_mb (unlike AWS). bwrap options travel through a memfd
+(`--args`), so env values never show up in the host's process list.
 """
 from __future__ import annotations
 
@@ -191,4 +193,5 @@ class BwrapSandbox:
         finally:
             for fd in fds + ([write_fd] if write_fd >= 0 else []):
                 os.close(fd)
-        return TreeProcess(popen, read_fd, cgroup, label=spec.label, exit_status=bwrap_exit_status)
+        return TreeProcess(popen, read_fd, cgroup, label=spec.label, exit_status=bwrap_exit_status,
+                           supervisor=True)

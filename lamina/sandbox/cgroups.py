@@ -2,26 +2,45 @@
 
 A hierarchy (`CgroupHierarchy`) owns one parent cgroup, `<cgroup_parent>` relative to the
 hierarchy root (v1: under every controller mount; v2: under the unified mount), and creates
-one child cgroup per sandbox, `<cgroup_parent>/<label>`. The parent belongs to exactly one
-Lamina process: `remove_stale()` kills and removes every child it finds there.
+one child cgroup per sandbox, `<cgroup_parent>/<label>`. `remove_stale()` kills and removes the
+children it finds there unless a live process outside them (another Lamina using the same
+parent) started them; give each concurrent Lamina its own parent anyway.
 """
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PROBE_PREFIX = ".probe-"          # never matches LABEL_RE, so it cannot clash with a sandbox
 
 
+MISSING = {  # what each missing controller means for a sandbox
+    "memory": "no cgroup memory limit: memory_mb falls back to RLIMIT_DATA per process, "
+              "no OOM detection, peak memory sampled from /proc",
+    "cpu": "no cgroup CPU limit: cpu_millicores is ignored",
+    "pids": "no cgroup pids limit: pids_max becomes RLIMIT_NPROC, which counts all processes "
+            "of the sandbox uid together (and is not set when code runs as your own uid)",
+    "freezer": "no cgroup freezer: freeze() sends SIGSTOP/SIGCONT to each process of the tree",
+}
+
+
 class CgroupError(RuntimeError):
-    """A cgroup hierarchy or cgroup could not be set up."""
+    """A cgroup hierarchy or cgroup could not be set up; `details` are extra warnings."""
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class Cgroup(Protocol):
@@ -48,8 +67,11 @@ class Cgroup(Protocol):
 
     def pids(self) -> list[int]: ...
 
-    async def kill_all(self) -> None:
-        """SIGKILL every process in the cgroup and wait (briefly) until it is empty."""
+    async def kill_all(self, spare: int | None = None) -> None:
+        """SIGKILL every process in the cgroup but `spare` and wait (briefly) until they are gone.
+
+        Sparing the caller's direct child lets it reap its own children (e.g. bwrap's pid 1)
+        instead of orphaning them to an init that may never reap zombies."""
         ...
 
     async def remove(self) -> None:
@@ -134,7 +156,7 @@ def detect_hierarchy(parent: str = "lamina") -> tuple[CgroupHierarchy | None, li
         else:
             return None, ["no cgroup filesystem is mounted; no memory/CPU/pids limits and no freezer"]
     except CgroupError as e:
-        return None, [str(e)]
+        return None, [str(e), *e.details]
     return hierarchy, list(hierarchy.warnings)
 
 
@@ -189,12 +211,37 @@ def read_pids(procs_file: str) -> list[int]:
         return []
 
 
-def kill_pids(pids: list[int]) -> None:
+def kill_pids(pids: list[int], spare: int | None = None) -> None:
     for pid in pids:
+        if pid == spare:
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def live_owner(pids: list[int]) -> int | None:
+    """A live process outside the cgroup that started it (e.g. another Lamina sharing the
+    cgroup parent), or None when the cgroup is orphaned: every process's parent is inside it,
+    is init (orphans are re-parented there), or is this very process."""
+    inside = set(pids)
+    for pid in pids:
+        ppid = parent_pid(pid)
+        if ppid not in inside and ppid not in (0, 1, os.getpid()):
+            return ppid
+    return None
 
 
 def probe_mkdir(parent_dir: str) -> None:

@@ -1,15 +1,18 @@
 """cgroup v1 driver: one directory per controller (memory, cpu, pids, freezer) per sandbox."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 from lamina.sandbox.cgroups import (
+    MISSING,
     CgroupError,
     Mount,
     child_dirs,
     cpu_quota_us,
     kill_pids,
+    live_owner,
     probe_mkdir,
     read_int,
     read_keyed,
@@ -25,15 +28,10 @@ from lamina.sandbox.cgroups import (
     write_text,
 )
 
+log = logging.getLogger(__name__)
+
 V1_CONTROLLERS = ("memory", "cpu", "pids", "freezer")
 CFS_PERIOD_US = 100_000
-MISSING = {
-    "memory": "no cgroup memory limit: memory_mb falls back to RLIMIT_DATA per process, "
-              "no OOM detection, peak memory sampled from /proc",
-    "cpu": "no cgroup CPU limit: cpu_millicores is ignored",
-    "pids": "no cgroup pids limit: pids_max is ignored",
-    "freezer": "no cgroup freezer: freeze() sends SIGSTOP/SIGCONT to each process of the tree",
-}
 
 
 def v1_controller_mounts(mounts: list[Mount]) -> dict[str, str]:
@@ -71,7 +69,8 @@ class V1Hierarchy:
             if problem:
                 warnings.append(f"{MISSING[controller]} ({problem})")
         if not self._parents:
-            raise CgroupError("no usable cgroup v1 controller: " + "; ".join(warnings))
+            raise CgroupError("no writable cgroup v1 controller: resource limits fall back to "
+                              "rlimits", tuple(warnings))
         self.controllers = tuple(self._parents)
         warnings.extend(self._memory_warnings())
         self.warnings = tuple(warnings)
@@ -132,8 +131,12 @@ class V1Hierarchy:
 
 
 def _drain_sync(dirs: dict[str, str], timeout: float = 2.0) -> bool:
-    """Kill everything in a (stale) cgroup, thaw it, and remove its directories."""
+    """Kill everything in a stale cgroup, thaw it, and remove its directories."""
     present = [d for d in _unique(list(dirs.values())) if os.path.isdir(d)]
+    owner = live_owner([p for d in present for p in read_pids(os.path.join(d, "cgroup.procs"))])
+    if owner is not None:
+        log.warning("cgroup %s is in use by live pid %d: left alone", present[0], owner)
+        return False
     deadline = time.monotonic() + timeout
     while True:
         pids = [p for d in present for p in read_pids(os.path.join(d, "cgroup.procs"))]
@@ -220,7 +223,7 @@ class V1Cgroup:
             found.update(read_pids(os.path.join(d, "cgroup.procs")))
         return sorted(found)
 
-    async def kill_all(self) -> None:
+    async def kill_all(self, spare: int | None = None) -> None:
         frozen = False
         if "freezer" in self._dirs:
             try:
@@ -228,13 +231,14 @@ class V1Cgroup:
                 frozen = True
             except (OSError, CgroupError):
                 pass
-        kill_pids(self.pids())
+        kill_pids(self.pids(), spare)
         if frozen:
             await self.thaw()                # frozen v1 tasks only die once thawed
-        await wait_until(self._kill_remaining, timeout=2.0)
+        await wait_until(lambda: self._kill_remaining(spare), timeout=2.0)
 
-    def _kill_remaining(self) -> bool:
-        pids = self.pids()
+    def _kill_remaining(self, spare: int | None) -> bool:
+        """Kill what is left; True once nothing but `spare` is left."""
+        pids = [p for p in self.pids() if p != spare]
         kill_pids(pids)
         return not pids
 

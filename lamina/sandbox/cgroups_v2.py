@@ -1,16 +1,19 @@
 """cgroup v2 driver: one directory per sandbox in the unified hierarchy."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 from lamina.sandbox.cgroups import (
+    MISSING,
     PROBE_PREFIX,
     CgroupError,
     Mount,
     child_dirs,
     cpu_quota_us,
     kill_pids,
+    live_owner,
     read_int,
     read_keyed,
     read_pids,
@@ -25,14 +28,10 @@ from lamina.sandbox.cgroups import (
     write_text,
 )
 
+log = logging.getLogger(__name__)
+
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 CPU_PERIOD_US = 100_000
-MISSING = {
-    "memory": "no cgroup memory limit: memory_mb falls back to RLIMIT_DATA per process, "
-              "no OOM detection, peak memory sampled from /proc",
-    "cpu": "no cgroup CPU limit: cpu_millicores is ignored",
-    "pids": "no cgroup pids limit: pids_max is ignored",
-}
 
 
 def v2_root(mounts: list[Mount]) -> str | None:
@@ -108,8 +107,7 @@ class V2Hierarchy:
         finally:
             rmdir_quiet(probe)
         if "cgroup.freeze" not in files:
-            warnings.append("no cgroup freezer (kernel < 5.2): freeze() sends SIGSTOP/SIGCONT "
-                            "to each process of the tree")
+            warnings.append(f"{MISSING['freezer']} (kernel < 5.2)")
         return files
 
     def create(self, label: str) -> V2Cgroup:
@@ -130,7 +128,11 @@ class V2Hierarchy:
 
 
 def _drain_sync(path: str, timeout: float = 2.0) -> bool:
-    """Kill everything in a (stale) cgroup, thaw it and remove it."""
+    """Kill everything in a stale cgroup, thaw it and remove it."""
+    owner = live_owner(read_pids(os.path.join(path, "cgroup.procs")))
+    if owner is not None:
+        log.warning("cgroup %s is in use by live pid %d: left alone", path, owner)
+        return False
     try_write(os.path.join(path, "cgroup.kill"), "1")
     deadline = time.monotonic() + timeout
     while True:
@@ -224,26 +226,24 @@ class V2Cgroup:
     def pids(self) -> list[int]:
         return read_pids(self._file("cgroup.procs"))
 
-    async def kill_all(self) -> None:
-        if not try_write(self._file("cgroup.kill"), "1"):       # Linux >= 5.14
-            await self._kill_loop()
-        events = self._file("cgroup.events")
-        await wait_until(lambda: read_keyed(events).get("populated") == 0 or not self._kill_remaining(),
-                         timeout=2.0)
+    async def kill_all(self, spare: int | None = None) -> None:
+        if spare is not None or not try_write(self._file("cgroup.kill"), "1"):   # Linux >= 5.14
+            await self._kill_loop(spare)
+        await wait_until(lambda: self._kill_remaining(spare), timeout=2.0)
 
-    async def _kill_loop(self) -> None:
+    async def _kill_loop(self, spare: int | None) -> None:
         try:
             await self.freeze()
         except (OSError, CgroupError):
             pass
-        kill_pids(self.pids())
+        kill_pids(self.pids(), spare)
         await self.thaw()
 
-    def _kill_remaining(self) -> bool:
-        """Kill what is left; True while something was left."""
-        pids = self.pids()
+    def _kill_remaining(self, spare: int | None) -> bool:
+        """Kill what is left; True once nothing but `spare` is left."""
+        pids = [p for p in self.pids() if p != spare]
         kill_pids(pids)
-        return bool(pids)
+        return not pids
 
     async def remove(self) -> None:
         if self._removed:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import logging
 import os
 import resource
 import signal
@@ -15,8 +14,6 @@ from dataclasses import dataclass, field
 from lamina.sandbox.base import SandboxSpec
 from lamina.sandbox.cgroups import Cgroup, CgroupHierarchy
 from lamina.sandbox.identity import SandboxUser
-
-log = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20            # best effort; capped by /proc/sys/fs/pipe-max-size
 F_SETPIPE_SZ = 1031

@@ -54,8 +54,15 @@ def translate_value(value: str, mapping: PathMap) -> str:
 
 
 def reachable_by_others(path: str) -> bool:
-    """True when a uid without special rights can reach `path` (o+x on every parent)."""
+    """True when a uid without special rights can use `path`: o+x on it (o+r for a file)
+    and o+x on every parent directory."""
     path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if not mode & (stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH):
+        return False
     parent = os.path.dirname(path)
     while True:
         try:

@@ -10,12 +10,13 @@ import subprocess
 from collections.abc import Callable
 
 from lamina.sandbox.cgroups import Cgroup, CgroupError
-from lamina.sandbox.proctree import TreeMemoryTracker, signal_tree
+from lamina.sandbox.proctree import TreeMemoryTracker, signal_pids, signal_tree, tree_pids
 
 log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL = 0.2          # peak-memory sampling period when there is no memory cgroup
 REAP_TIMEOUT = 3.0
+SUPERVISOR_GRACE = 1.0      # how long bwrap may take to notice its pid 1 died
 
 
 def same_status(status: int) -> int:
@@ -31,13 +32,14 @@ class TreeProcess:
 
     def __init__(self, popen: subprocess.Popen[bytes], output_fd: int, cgroup: Cgroup | None, *,
                  label: str, exit_status: Callable[[int], int] = same_status,
-                 cleanup: Callable[[], None] | None = None) -> None:
+                 supervisor: bool = False, cleanup: Callable[[], None] | None = None) -> None:
         self._popen = popen
         self._output_fd = output_fd
         self._cgroup = cgroup
         self._label = label
         self._exit_status = exit_status
         self._cleanup = cleanup
+        self._supervisor = supervisor      # the first process exits by itself once its tree is gone
         self._loop = asyncio.get_running_loop()
         self._exited = asyncio.Event()
         self._kill_lock = asyncio.Lock()
@@ -47,6 +49,7 @@ class TreeProcess:
         self._pidfd: int | None = None
         self._tracker: TreeMemoryTracker | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._watch_exit()
         if not self._has("memory"):
             self._tracker = TreeMemoryTracker(popen.pid)
@@ -65,8 +68,8 @@ class TreeProcess:
     def _watch_exit(self) -> None:
         try:
             self._pidfd = os.pidfd_open(self._popen.pid)
-        except (AttributeError, OSError):
-            self._loop.create_task(self._poll_exit())
+        except (AttributeError, OSError):          # no pidfd (Linux < 5.3): poll instead
+            self._poller = self._loop.create_task(self._poll_exit())
             return
         self._loop.add_reader(self._pidfd, self._on_pidfd)
 
@@ -168,25 +171,35 @@ class TreeProcess:
     # ------------------------------------------------------------ teardown
 
     async def _kill_tree(self) -> None:
+        """Kill the descendants first, so the first process (bwrap) reaps them, then it."""
+        first = self.pid
         if self._cgroup is not None:
-            await self._cgroup.kill_all()
+            await self._cgroup.kill_all(spare=first)
+        elif self._popen.poll() is None:
+            signal_pids(tree_pids(first)[1:], signal.SIGKILL)
+        if self._supervisor and not await self._exited_within(SUPERVISOR_GRACE):
+            log.warning("sandbox %s: supervisor pid %d outlived its tree", self._label, first)
         if self._popen.poll() is None:
-            signal_tree(self.pid, signal.SIGKILL)
+            self._popen.kill()
             try:
-                os.killpg(self.pid, signal.SIGKILL)
+                os.killpg(first, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        try:
-            await asyncio.wait_for(self._exited.wait(), REAP_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.error("sandbox %s: pid %d did not exit %.0fs after SIGKILL",
-                      self._label, self.pid, REAP_TIMEOUT)
+        if not await self._exited_within(REAP_TIMEOUT):
+            log.error("sandbox %s: pid %d did not exit %.0fs after SIGKILL", self._label, first, REAP_TIMEOUT)
         self._snapshot()
         if self._cgroup is not None:
             try:
                 await self._cgroup.remove()
             except CgroupError as e:
                 log.warning("sandbox %s: %s", self._label, e)
+
+    async def _exited_within(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._exited.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
     def _snapshot(self) -> None:
         """Keep the final figures: the cgroup that holds them is about to go."""
