@@ -85,8 +85,13 @@ class Launcher:
             binds.append(Bind(str(BOOTSTRAP_DIR / choice.kind.value), "/var/runtime"))
         if choice.prefix is not None:
             binds.append(Bind(str(choice.prefix), "/var/lang"))
+        env = self._environment(v, choice, init_type)
+        argv = self._argv(choice, code, opt)
+        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+        if wrapper and choice.kind is not Kind.PROVIDED:
+            argv = (wrapper, *argv)      # AWS runs the wrapper with the runtime's command as its arguments
         return Launch(SandboxSpec(
-            argv=self._argv(choice, code, opt), env=self._environment(v, choice, init_type), binds=tuple(binds),
+            argv=argv, env=env, binds=tuple(binds),
             workdir="/var/task", tmp_size_mb=c.ephemeral_mb, memory_mb=c.memory_mb,
             cpu_millicores=cpu_millicores(c.memory_mb), hostname="lamina", label=v.name), choice)
 

@@ -33,10 +33,11 @@ HELLO = "def handler(event, context):\n    return {'hello': event.get('name', 'w
 @pytest.fixture
 def make_function(lam: Any, fn_name: str) -> Callable[..., dict[str, Any]]:
     """Create a function (python3.12 unless told) and wait until it is Active."""
-    def make(files: dict[str, str | bytes] | None = None, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def make(files: dict[str, str | bytes] | None = None, name: str | None = None,
+             modes: dict[str, int] | None = None, **kwargs: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"FunctionName": name or fn_name, "Runtime": "python3.12",
                                   "Handler": "lambda_function.handler", "Role": ROLE,
-                                  "Code": {"ZipFile": make_zip(files or {"lambda_function.py": HELLO})}}
+                                  "Code": {"ZipFile": make_zip(files or {"lambda_function.py": HELLO}, modes)}}
         params.update(kwargs)
         cfg = lam.create_function(**params)
         lam.get_waiter("function_active_v2").wait(FunctionName=params["FunctionName"],
