@@ -76,10 +76,12 @@ def _exit_reason(code: int, oom: bool) -> str:
 
 
 class Environment:
-    def __init__(self, sandbox: Sandbox, spec: SandboxSpec, memory_mb: int) -> None:
+    def __init__(self, sandbox: Sandbox, spec: SandboxSpec, memory_mb: int, cpu_millicores: int,
+                 freeze_after_s: float = 0.05) -> None:
         self.id = f"env-{next(_ids)}-{uuid.uuid4().hex[:8]}"
         self.state = EnvState.STARTING
         self.memory_mb = memory_mb
+        self._cpu = cpu_millicores
         self.invocations = 0
         self.last_used = time.monotonic()
         self._sandbox = sandbox
@@ -90,6 +92,8 @@ class Environment:
         self._output: OutputCapture | None = None
         self._exit: asyncio.Task[int] | None = None
         self._freeze: asyncio.Task[None] | None = None
+        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._freeze_after = freeze_after_s
 
     def _to(self, state: EnvState) -> None:
         if state not in _ALLOWED[self.state]:
@@ -110,6 +114,7 @@ class Environment:
         duration = (time.perf_counter() - started) * 1000
         output = self._output.take()
         if failure is None:
+            self._proc.set_cpu(self._cpu)     # init ran unthrottled, as Lambda's init phase does
             self._to(EnvState.IDLE)
         return InitReport(duration, output, failure)
 
@@ -148,8 +153,16 @@ class Environment:
             await self.destroy()
         else:
             self._to(EnvState.IDLE)
-            self._freeze = asyncio.ensure_future(self._proc.freeze())
+            self._schedule_freeze()
         return InvokeReport(outcome, duration, output, peak)
+
+    def _schedule_freeze(self) -> None:
+        """Freeze once idle for a moment: back-to-back invokes skip a freeze/thaw round trip."""
+        def start() -> None:
+            self._freeze_timer = None
+            if self.state is EnvState.IDLE and self._proc is not None:
+                self._freeze = asyncio.ensure_future(self._proc.freeze())
+        self._freeze_timer = asyncio.get_running_loop().call_later(self._freeze_after, start)
 
     async def _await_outcome(self, invocation: Invocation, future: asyncio.Future[Outcome],
                              timeout_s: float) -> Outcome | Fault:
@@ -167,6 +180,9 @@ class Environment:
 
     async def _thaw(self) -> None:
         assert self._proc is not None
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
         if self._freeze is not None:
             await self._freeze
             self._freeze = None
@@ -177,6 +193,8 @@ class Environment:
         if self.state is EnvState.DEAD:
             return
         self._to(EnvState.DEAD)
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
         if self._freeze is not None:
             await asyncio.gather(self._freeze, return_exceptions=True)
         if self._session is not None:

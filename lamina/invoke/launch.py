@@ -19,8 +19,9 @@ DEV_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
 
 @dataclass(frozen=True)
 class Launch:
-    spec: SandboxSpec
+    spec: SandboxSpec          # starts with the init burst CPU share
     choice: RuntimeChoice
+    cpu_millicores: int        # the share invokes run at
 
 
 class LaunchError(Exception):
@@ -29,10 +30,13 @@ class LaunchError(Exception):
         self.error_type = error_type
 
 
+def host_millicores() -> int:
+    return (os.cpu_count() or 1) * 1000
+
+
 def cpu_millicores(memory_mb: int) -> int:
     """CPU proportional to memory: 1769 MB is one vCPU, capped at this host's cores."""
-    cores = os.cpu_count() or 1
-    return max(50, min(cores * 1000, round(memory_mb * 1000 / limits.MB_PER_VCPU)))
+    return max(50, min(host_millicores(), round(memory_mb * 1000 / limits.MB_PER_VCPU)))
 
 
 class Launcher:
@@ -93,7 +97,8 @@ class Launcher:
         return Launch(SandboxSpec(
             argv=argv, env=env, binds=tuple(binds),
             workdir="/var/task", tmp_size_mb=c.ephemeral_mb, memory_mb=c.memory_mb,
-            cpu_millicores=cpu_millicores(c.memory_mb), hostname="lamina", label=v.name), choice)
+            cpu_millicores=host_millicores(), hostname="lamina", label=v.name), choice,
+            cpu_millicores(c.memory_mb))
 
     def _environment(self, v: FunctionVersion, choice: RuntimeChoice, init_type: str) -> dict[str, str]:
         c = v.config

@@ -79,7 +79,7 @@ class Invoker:
         key = PoolKey(v.account, v.region, v.name, v.version, v.revision_id, tenant)
 
         async def factory() -> tuple[Environment, InitReport]:
-            env = Environment(self._sandbox, launch.spec, v.config.memory_mb)
+            env = Environment(self._sandbox, launch.spec, v.config.memory_mb, launch.cpu_millicores)
             return env, await env.start()
 
         lease = await self._placement.acquire(key, factory)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lamina import limits
-from lamina.runtime_api.session import RuntimeSession, UnknownRequest
+from lamina.runtime_api.session import RuntimeSession, SessionClosed, UnknownRequest
 from lamina.runtime_api.states import TransitionRefused
 
 PREFIX = "/2018-06-01/runtime"
@@ -38,6 +38,8 @@ def runtime_app(session: RuntimeSession) -> Starlette:
             inv = await session.next()
         except TransitionRefused as err:
             return _refused(err)
+        except SessionClosed:
+            return _json(410, {"errorMessage": "The environment is shutting down", "errorType": "EnvironmentGone"})
         headers = {
             "Lambda-Runtime-Aws-Request-Id": inv.request_id,
             "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),

@@ -40,6 +40,10 @@ class UnknownRequest(Exception):
     pass
 
 
+class SessionClosed(Exception):
+    """The environment is going away; a runtime still waiting in /next gets no event."""
+
+
 @dataclass
 class RuntimeSession:
     state: RuntimeState = RuntimeState.INITIALIZING
@@ -49,6 +53,7 @@ class RuntimeSession:
     ready: asyncio.Event = field(default_factory=asyncio.Event)       # set at the first /next: init done
     init_error: asyncio.Future[Outcome] | None = None
     _waiter: asyncio.Task[object] | None = None
+    _closed: bool = False
 
     def __post_init__(self) -> None:
         self.init_error = asyncio.get_running_loop().create_future()
@@ -66,6 +71,7 @@ class RuntimeSession:
 
     def close(self) -> None:
         """Release a runtime still parked in /next: its environment is going away."""
+        self._closed = True
         if self._waiter is not None:
             self._waiter.cancel()
 
@@ -77,6 +83,10 @@ class RuntimeSession:
         self._waiter = asyncio.current_task()
         try:
             invocation = await self._queue.get()
+        except asyncio.CancelledError:
+            if self._closed:
+                raise SessionClosed() from None
+            raise
         finally:
             self._waiter = None
         self.state = RuntimeState.INVOKING

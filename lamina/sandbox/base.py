@@ -65,6 +65,10 @@ class SandboxProcess(Protocol):
 
     async def thaw(self) -> None: ...
 
+    def set_cpu(self, cpu_millicores: int) -> None:
+        """Change the tree's CPU share while it runs; a no-op where CPU is not limited."""
+        ...
+
     async def kill(self) -> None:
         """Kill the whole tree and release its resources (cgroups, mounts); idempotent."""
         ...

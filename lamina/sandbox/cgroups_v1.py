@@ -173,10 +173,14 @@ class V1Cgroup:
             self._set_memory(memory, memory_bytes)
         if cpu:
             write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(CFS_PERIOD_US))
-            write_text(os.path.join(cpu, "cpu.cfs_quota_us"),
-                       str(cpu_quota_us(cpu_millicores, CFS_PERIOD_US)))
+            self.set_cpu(cpu_millicores)
         if pids:
             write_text(os.path.join(pids, "pids.max"), str(pids_max))
+
+    def set_cpu(self, cpu_millicores: int) -> None:
+        cpu = self._dirs.get("cpu")
+        if cpu:
+            write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(cpu_quota_us(cpu_millicores, CFS_PERIOD_US)))
 
     @staticmethod
     def _set_memory(base: str, memory_bytes: int) -> None:

@@ -176,11 +176,14 @@ class V2Cgroup:
             write_text(self._file("memory.max"), str(memory_bytes))
             try_write(self._file("memory.swap.max"), "0")
             try_write(self._file("memory.oom.group"), "1")   # an OOM kills the whole tree
+        self.set_cpu(cpu_millicores)
+        if "pids" in self.controllers:
+            write_text(self._file("pids.max"), str(pids_max))
+
+    def set_cpu(self, cpu_millicores: int) -> None:
         if "cpu" in self.controllers:
             quota = cpu_quota_us(cpu_millicores, CPU_PERIOD_US)
             write_text(self._file("cpu.max"), f"{quota} {CPU_PERIOD_US}")
-        if "pids" in self.controllers:
-            write_text(self._file("pids.max"), str(pids_max))
 
     async def freeze(self) -> None:
         if "freezer" not in self.controllers:

@@ -118,6 +118,11 @@ class TreeProcess:
         assert status is not None
         return status
 
+    def set_cpu(self, cpu_millicores: int) -> None:
+        cgroup = self._with("cpu")
+        if cgroup is not None:
+            cgroup.set_cpu(cpu_millicores)
+
     async def freeze(self) -> None:
         if self._killed or self._exited.is_set():
             return
