@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(300.0, description="idle seconds before a warm environment is evicted")
     account_concurrency: int = Field(1000, description="invocations an account may run at once")
     max_environments: int = Field(64, description="environments this node runs at once")
-    sandbox: str = Field("auto", description="auto | bwrap | plain")
+    sandbox: str = Field("auto", description="which isolation backend to use; auto picks the best this host allows")
     runtime_map: dict[str, str] = Field(default_factory=dict,
                                         description="runtime id -> interpreter install prefix override")
     python_fallback: str = Field("python3.11", description="runtime used when a python3.x is not installed")

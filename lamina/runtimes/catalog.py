@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Every value of botocore's Runtime enum: anything else is not a runtime at all.
@@ -83,14 +83,20 @@ class RuntimeCatalog:
             return RuntimeChoice(runtime, kind, None, "/var/task/bootstrap")
         return None
 
-    def _resolve_python(self, runtime: str) -> RuntimeChoice | None:
-        version = runtime.removeprefix("python")
+    def _python(self, runtime: str, version: str) -> RuntimeChoice | None:
         prefix = self._python_prefix(version)
         if prefix is not None:
             return RuntimeChoice(runtime, Kind.PYTHON, prefix, f"/var/lang/bin/python{version}")
-        fb_version = self._fallback.removeprefix("python")
-        prefix = self._python_prefix(fb_version)
-        if prefix is None:
+        for system in (Path("/usr/local/bin"), Path("/usr/bin")):   # visible in the sandbox as they are
+            if (system / f"python{version}").exists():
+                return RuntimeChoice(runtime, Kind.PYTHON, None, str(system / f"python{version}"))
+        return None
+
+    def _resolve_python(self, runtime: str) -> RuntimeChoice | None:
+        choice = self._python(runtime, runtime.removeprefix("python"))
+        if choice is not None:
+            return choice
+        fallback = self._python(runtime, self._fallback.removeprefix("python"))
+        if fallback is None:
             return None
-        return RuntimeChoice(runtime, Kind.PYTHON, prefix, f"/var/lang/bin/python{fb_version}",
-                             note=f"{runtime} is not installed; {self._fallback} runs it")
+        return replace(fallback, note=f"{runtime} is not installed; {self._fallback} runs it")

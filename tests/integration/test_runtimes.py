@@ -108,3 +108,23 @@ def test_awslambdaric_runs_unchanged(lam: Any, make_function: Any, fn_name: str,
     assert body == {"ric": True, "rid": resp["ResponseMetadata"]["RequestId"], "e": {"x": 1}}
     resp, body = call(lam, fn_name, {"x": 2})
     assert body["e"] == {"x": 2}
+
+
+VERSION_PROBE = "import sys\ndef handler(event, context):\n    return list(sys.version_info[:2])\n"
+
+
+@pytest.mark.parametrize("runtime", ["python3.9", "python3.10", "python3.13", "python3.14"])
+def test_python_versions_and_the_fallback(lam: Any, make_function: Any, fn_name: str, runtime: str) -> None:
+    import base64
+    make_function({"lambda_function.py": VERSION_PROBE}, Runtime=runtime)
+    resp = lam.invoke(FunctionName=fn_name, LogType="Tail")
+    got = json.loads(resp["Payload"].read())
+    init_line = next(line for line in base64.b64decode(resp["LogResult"]).decode().splitlines()
+                     if line.startswith("INIT_START"))
+    wanted = [int(x) for x in runtime.removeprefix("python").split(".")]
+    installed = any(Path("/root/.pyenv/versions").glob(f"{runtime.removeprefix('python')}.*"))
+    if installed:
+        assert got == wanted and "not installed" not in init_line
+    else:
+        assert got == [3, 11]
+        assert f"{runtime} is not installed; python3.11 runs it" in init_line
