@@ -38,11 +38,12 @@ CREDS = Credentials("test", "test")
 ONE_VCPU_MB = 1769          # CPU share is proportional to memory: 1769 MB = 1 vCPU
 
 NOOP = "def handler(event, context):\n    return None\n"
-ECHO = "def handler(event, context):\n    return event\n"
-SLEEPER = ("import time\n"
-           "def handler(event, context):\n"
-           "    time.sleep(event.get('sleep', 0))\n"
-           "    return None\n")
+# Returns its event; {"sleep": s} first sleeps s seconds (to hold environments open while warming).
+ECHO = ("import time\n"
+        "def handler(event, context):\n"
+        "    if 'sleep' in event:\n"
+        "        time.sleep(event['sleep'])\n"
+        "    return event\n")
 
 INIT_RE = re.compile(r"Init Duration: ([0-9.]+) ms")
 DURATION_RE = re.compile(r"\tDuration: ([0-9.]+) ms")

@@ -158,6 +158,40 @@ def _local_host_report() -> dict[str, Any]:
     return {"isolation": asdict(probe()), "runtimes": runtimes}
 
 
+@app.command()
+def versions(name: str) -> None:
+    """A function's versions as a table."""
+    table = Table("Version", "Code SHA-256", "Description", "Last modified")
+    for page in lambda_client().get_paginator("list_versions_by_function").paginate(FunctionName=name):
+        for v in page["Versions"]:
+            table.add_row(v["Version"], v["CodeSha256"], v.get("Description", ""), v["LastModified"])
+    out.print(table)
+
+
+@app.command()
+def aliases(name: str) -> None:
+    """A function's aliases and their routing weights."""
+    table = Table("Alias", "Version", "Additional weights", "Description")
+    for page in lambda_client().get_paginator("list_aliases").paginate(FunctionName=name):
+        for a in page["Aliases"]:
+            weights = a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+            table.add_row(a["Name"], a["FunctionVersion"],
+                          ", ".join(f"{v}: {w:.0%}" for v, w in weights.items()) or "-", a.get("Description", ""))
+    out.print(table)
+
+
+@app.command()
+def layers() -> None:
+    """Layers with their latest version."""
+    table = Table("Layer", "Latest", "Runtimes", "Created")
+    for page in lambda_client().get_paginator("list_layers").paginate():
+        for layer in page["Layers"]:
+            latest = layer["LatestMatchingVersion"]
+            table.add_row(layer["LayerName"], str(latest["Version"]),
+                          ", ".join(latest.get("CompatibleRuntimes", [])) or "-", latest["CreatedDate"])
+    out.print(table)
+
+
 @keys_app.command("create")
 def keys_create(account: str = typer.Option(..., help="12-digit account id")) -> None:
     """Create an access key for an account and print its secret once."""

@@ -116,6 +116,8 @@ class Environment:
         if failure is None:
             self._proc.set_cpu(self._cpu)     # init ran unthrottled, as Lambda's init phase does
             self._to(EnvState.IDLE)
+        log.info("environment started (cold)", extra={"fields": {"env": self.id, "init_ms": round(duration, 2),
+                                                                 "failed": failure is not None}})
         return InitReport(duration, output, failure)
 
     async def _await_init(self) -> Outcome | Fault | None:

@@ -10,7 +10,7 @@ from lamina.control.functions import Scope
 from lamina.control.versions import VersionService
 from lamina.errors import InvalidRequestContentException, ResourceConflictException
 from lamina.invoke.environment import Environment, Fault, InitReport
-from lamina.invoke.launch import Launcher, LaunchError
+from lamina.invoke.launch import Launch, Launcher, LaunchError
 from lamina.invoke.placement import Placement
 from lamina.invoke.pool import PoolKey
 from lamina.invoke.sync import InvocationResult, failed_init_result, invocation_result
@@ -53,6 +53,7 @@ class Invoker:
         self._placement = placement
         self._launcher = launcher
         self._sandbox = sandbox
+        self._launches: dict[tuple[str, str, str, str, str], Launch] = {}
 
     def resolve(self, req: InvokeRequest) -> tuple[FunctionVersion, str]:
         """The version that will run and the ARN the function sees as invoked_function_arn."""
@@ -71,9 +72,19 @@ class Invoker:
         with self._throttle.lease(req.scope.account):
             return await self._run(version, inv, req.tenant_id)
 
+    def _launch(self, v: FunctionVersion) -> Launch:
+        """A version's sandbox spec; computed once per revision, since warm invokes ask every time."""
+        key = (v.account, v.region, v.name, v.version, v.revision_id)
+        launch = self._launches.get(key)
+        if launch is None:
+            if len(self._launches) > 4096:
+                self._launches.clear()
+            launch = self._launches[key] = self._launcher.launch(v)
+        return launch
+
     async def _run(self, v: FunctionVersion, inv: Invocation, tenant: str | None) -> InvocationResult:
         try:
-            launch = self._launcher.launch(v)
+            launch = self._launch(v)
         except LaunchError as e:
             return self._launch_failure(v, inv, e)
         key = PoolKey(v.account, v.region, v.name, v.version, v.revision_id, tenant)

@@ -63,7 +63,7 @@ def invocation_result(inv: Invocation, version: str, memory_mb: int, report: Inv
     if isinstance(outcome, Fault):
         output += f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}Z {inv.request_id} {outcome.message}\n" \
             .encode()
-    log.info("invoke", extra={"fields": {"cold": init is not None, "ms": round(report.duration_ms, 2),
+    log.info("invoke", extra={"fields": {"start": "cold" if init is not None else "warm", "ms": round(report.duration_ms, 2),
                                          "error": error, "version": version}})
     return InvocationResult(inv.request_id, payload, version, error,
                             invoke_log.execution_log(inv.request_id, version, output, line, _init_lines(launch, init)),

@@ -47,6 +47,12 @@ def handler(event, context):
             return {"entries": sorted(os.listdir(event["path"]))}
         except Exception as e:
             return {"error": type(e).__name__}
+    if action == "write":
+        try:
+            open(event["path"], "w").write("x")
+            return {"wrote": True}
+        except Exception as e:
+            return {"error": type(e).__name__}
     if action == "print":
         print(event["text"])
     tmp = open("/tmp/marker").read() if os.path.exists("/tmp/marker") else None
@@ -223,5 +229,6 @@ def test_isolation(lam: Any, probe: str, make_function: Any, server: LaminaServe
     assert "error" in data_dir
     assert "error" in call(lam, probe, {"action": "listdir", "path": "/root"})[1]
     assert call(lam, probe, {"action": "read", "path": "/etc/shadow"})[1].get("error")
-    wrote = call(lam, probe, {"action": "read", "path": "/var/task/lambda_function.py"})[1]
-    assert "content" in wrote
+    assert "content" in call(lam, probe, {"action": "read", "path": "/var/task/lambda_function.py"})[1]
+    assert call(lam, probe, {"action": "write", "path": "/var/task/new.py"})[1]["error"] in ("OSError", "PermissionError")
+    assert call(lam, probe, {"action": "write", "path": "/tmp/ok"})[1] == {"wrote": True}

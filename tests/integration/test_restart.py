@@ -58,6 +58,16 @@ def test_cli_deploy_list_invoke(tmp_path: Path) -> None:
         doctor = subprocess.run([*lamina, "doctor"], env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
                                 check=True)
         assert "Isolation (server)" in doctor.stdout and "python3.12" in doctor.stdout
+        boto = srv.client()
+        boto.publish_version(FunctionName="clifn")
+        boto.create_alias(FunctionName="clifn", Name="live", FunctionVersion="1")
+        boto.publish_layer_version(LayerName="clilayer", Content={"ZipFile": make_zip({"python/m.py": ""})},
+                                   CompatibleRuntimes=["python3.12"])
+        wide = {**env, "COLUMNS": "200"}
+        for command, expected in ((["versions", "clifn"], "$LATEST"), (["aliases", "clifn"], "live"),
+                                  (["layers"], "clilayer")):
+            shown = subprocess.run([*lamina, *command], env=wide, capture_output=True, text=True, check=True)
+            assert expected in shown.stdout
         again = subprocess.run([*lamina, "deploy", str(folder), "--name", "clifn"], env=env, capture_output=True,
                                text=True, check=True)
         assert "updated" in again.stdout
