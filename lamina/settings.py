@@ -5,6 +5,7 @@ Only this module reads the process environment. docs/configuration.md lists ever
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -47,6 +48,20 @@ def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def cli_endpoint() -> str:
-    """Where the CLI finds the server: AWS_ENDPOINT_URL, then LAMINA_ENDPOINT, then the default."""
-    return os.environ.get("LAMINA_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:9000"
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the CLI needs to reach a server: the same variables the AWS tools read."""
+
+    endpoint: str
+    region: str
+    access_key: str
+    secret_key: str
+
+
+def client_settings() -> ClientSettings:
+    env = os.environ
+    return ClientSettings(
+        endpoint=env.get("LAMINA_ENDPOINT") or env.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:9000",
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        access_key=env.get("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY),
+        secret_key=env.get("AWS_SECRET_ACCESS_KEY", DEV_SECRET_KEY))
