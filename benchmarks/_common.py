@@ -271,3 +271,90 @@ class EchoServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+# -- processes and cgroups ---------------------------------------------------------------
+CGROUP_GLOBS = ("/sys/fs/cgroup/memory/lamina/*/cgroup.procs",     # v1 (this host)
+                "/sys/fs/cgroup/lamina/*/cgroup.procs",            # v2, unified at /sys/fs/cgroup
+                "/sys/fs/cgroup/unified/lamina/*/cgroup.procs")    # v2 in a hybrid layout
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return data[data.rindex(")") + 2:].split()       # fields from the 3rd (state) on
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(_stat_fields(pid)[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:
+        if pid == ancestor:
+            return True
+        pid = parent_of(pid)
+        seen += 1
+    return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 if it is gone)."""
+    try:
+        f = _stat_fields(pid)
+        return (int(f[11]) + int(f[12])) / _CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def sandbox_cgroups(server_pid: int) -> dict[str, list[int]]:
+    """cgroup dir -> pids, for the sandbox cgroups whose processes were started by `server_pid`
+    (other Lamina servers on the same host have their own cgroups under the same parent)."""
+    import glob
+    found: dict[str, list[int]] = {}
+    for pattern in CGROUP_GLOBS:
+        for procs in glob.glob(pattern):
+            try:
+                pids = [int(x) for x in open(procs).read().split()]
+            except (OSError, ValueError):
+                continue
+            if pids and any(descends_from(p, server_pid) for p in pids):
+                found[os.path.dirname(procs)] = pids
+        if found:
+            break
+    return found
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of one process, from /proc/<pid>/smaps_rollup (kB)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""

@@ -53,16 +53,38 @@ def _read_package(path: Path) -> bytes:
     return data
 
 
-def _send_with_progress(size: int, send: Any) -> Any:
-    """Show a bar for uploads worth watching; small ones just go."""
+class _ProgressBody(io.BytesIO):
+    """The signed request body, reporting each block as the HTTP client reads it."""
+
+    def __init__(self, data: bytes, advance: Any) -> None:
+        super().__init__(data)
+        self._advance = advance
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self._advance(len(chunk))
+        return chunk
+
+
+def _send_with_progress(client: Any, size: int, send: Any) -> Any:
+    """Show a bar for uploads worth watching (the body is streamed after signing); small ones just go."""
     if size < 1 << 20:
         return send()
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=Console(stderr=True)) as progress:
-        task = progress.add_task("uploading", total=size)
-        result = send()
-        progress.update(task, completed=size)
-        return result
+        task = progress.add_task("uploading", total=None)
+
+        def stream(request: Any, **_: Any) -> None:
+            body = request.body if isinstance(request.body, bytes) else None
+            if body:
+                progress.update(task, total=len(body))
+                request.body = _ProgressBody(body, lambda n: progress.advance(task, n))
+
+        client.meta.events.register("before-send.lambda.*", stream)
+        try:
+            return send()
+        finally:
+            client.meta.events.unregister("before-send.lambda.*", stream)
 
 
 @app.command()
@@ -79,13 +101,13 @@ def deploy(path: Path, name: str = typer.Option(..., "--name"), runtime: str = t
     except client.exceptions.ResourceNotFoundException:
         exists = False
     if exists:
-        cfg = _send_with_progress(len(data), lambda: client.update_function_code(
+        cfg = _send_with_progress(client, len(data), lambda: client.update_function_code(
             FunctionName=name, ZipFile=data, Publish=publish))
         client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
         client.update_function_configuration(FunctionName=name, Runtime=runtime, Handler=handler,
                                              MemorySize=memory, Timeout=timeout)
     else:
-        cfg = _send_with_progress(len(data), lambda: client.create_function(
+        cfg = _send_with_progress(client, len(data), lambda: client.create_function(
             FunctionName=name, Runtime=runtime, Handler=handler, Role=role, Code={"ZipFile": data},
             MemorySize=memory, Timeout=timeout, Publish=publish))
     out.print(f"[green]{'updated' if exists else 'created'}[/green] {cfg['FunctionArn']} "

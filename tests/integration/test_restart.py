@@ -73,3 +73,43 @@ def test_cli_deploy_list_invoke(tmp_path: Path) -> None:
         assert "updated" in again.stdout
     finally:
         srv.stop()
+
+
+def test_refuses_public_address_with_only_dev_keys(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "lamina.cli.main", "serve", "--host", "0.0.0.0", "--port", "0",
+                          "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "only the public dev keys exist" in out.stderr
+
+
+def test_keys_create_an_account_that_sees_only_its_own_functions(tmp_path: Path) -> None:
+    import boto3
+    import pytest
+    from botocore.config import Config
+    srv = LaminaServer(tmp_path / "data").start()
+    try:
+        env = {"LAMINA_ENDPOINT": srv.endpoint, "PATH": "/usr/bin:/bin"}
+        made = subprocess.run([sys.executable, "-m", "lamina.cli.main", "keys", "create", "--account",
+                               "123456789012"], env=env, capture_output=True, text=True, check=True)
+        key = json.loads(made.stdout)
+        dev = srv.client()
+        dev.create_function(FunctionName="dev-only", Runtime="python3.12", Handler="a.b", Role=ROLE,
+                            Code={"ZipFile": make_zip({"a.py": "def b(e, c):\n    return 1\n"})})
+        other = boto3.client("lambda", endpoint_url=srv.endpoint, region_name="us-east-1",
+                             aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                             config=Config(retries={"max_attempts": 0}))
+        assert other.list_functions()["Functions"] == []
+        with pytest.raises(other.exceptions.ResourceNotFoundException):
+            other.get_function(FunctionName="dev-only")
+        created = other.create_function(FunctionName="mine", Runtime="python3.12", Handler="a.b", Role=ROLE,
+                                        Code={"ZipFile": make_zip({"a.py": "x = 1\n"})})
+        assert ":123456789012:function:mine" in created["FunctionArn"]
+        listed = subprocess.run([sys.executable, "-m", "lamina.cli.main", "keys", "list"],
+                                env={**env, "COLUMNS": "200"}, capture_output=True, text=True, check=True)
+        assert key["AccessKeyId"] in listed.stdout
+        subprocess.run([sys.executable, "-m", "lamina.cli.main", "keys", "delete", key["AccessKeyId"]], env=env,
+                       capture_output=True, text=True, check=True)
+        with pytest.raises(other.exceptions.ClientError) as e:
+            other.list_functions()
+        assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    finally:
+        srv.stop()
