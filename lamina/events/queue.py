@@ -53,6 +53,12 @@ class EventQueue:
                                            row.payload, row.enqueued_at, row.attempts + 1, lease))
         return out
 
+    def release_claims(self) -> int:
+        """At start on a single node: claims held by a previous (crashed) process become visible again."""
+        with self._engine.begin() as c:
+            return int(c.execute(update(t.events).where(t.events.c.lease_id.is_not(None))
+                                 .values(visible_at=time.time(), lease_id=None)).rowcount)
+
     def ack(self, event: QueuedEvent) -> None:
         with self._engine.begin() as c:
             c.execute(delete(t.events).where((t.events.c.id == event.id) & (t.events.c.lease_id == event.lease_id)))

@@ -42,6 +42,9 @@ class EventService:
         self._wake.set()
 
     def start(self) -> None:
+        recovered = self._queue.release_claims()
+        if recovered:
+            log.warning("re-queued events interrupted by a previous stop", extra={"fields": {"events": recovered}})
         self._task = asyncio.ensure_future(self._loop())
 
     async def close(self) -> None:
