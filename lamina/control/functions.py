@@ -135,7 +135,7 @@ class FunctionService:
         self._check_name(name)
         self._validate(scope, cfg, creating=True)
         layers = self._layers.resolve(scope, cfg.layers or [])
-        code = self._code_from_zip(zip_b64, s3, sum(a.code_size for a in layers))
+        code = self._code_from_zip(zip_b64, s3, sum(a.unzipped_size for a in layers))
         config = FunctionConfig(
             runtime=cfg.runtime, role=cfg.role or "", handler=cfg.handler, code=code,
             description=cfg.description or "", timeout_s=cfg.timeout_s or limits.TIMEOUT_DEFAULT_S,
@@ -180,7 +180,7 @@ class FunctionService:
 
         def change(cur: FunctionVersion) -> FunctionVersion:
             c = cur.config
-            if layers is not None and sum(a.code_size for a in layers) + c.code.unzipped_size > limits.UNZIPPED_MAX_BYTES:
+            if layers is not None and sum(a.unzipped_size for a in layers) + c.code.unzipped_size > limits.UNZIPPED_MAX_BYTES:
                 raise InvalidParameterValueException(
                     f"Function code combined with layers exceeds the maximum allowed size of "
                     f"{limits.UNZIPPED_MAX_BYTES} bytes.")
@@ -205,7 +205,7 @@ class FunctionService:
         val.check_architectures(v, architectures)
         v.raise_if_any()
         current = self.get_version(scope, FunctionRef(name))
-        code = self._code_from_zip(zip_b64, s3, sum(a.code_size for a in current.config.layers))
+        code = self._code_from_zip(zip_b64, s3, sum(a.unzipped_size for a in current.config.layers))
 
         def change(cur: FunctionVersion) -> FunctionVersion:
             archs = tuple(architectures) if architectures else cur.config.architectures

@@ -99,7 +99,8 @@ class LayerService:
             doc = self._store.get_layer_version(ref.account, ref.region, ref.name, ref.version)
             if doc is None or (ref.account != scope.account and not self._shared_with(doc, scope.account)):
                 raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
-            out.append(LayerAttachment(arn, doc["code"]["size"], doc["code"]["blob_hash"]))
+            code = doc["code"]
+            out.append(LayerAttachment(arn, code["size"], code["blob_hash"], code["unzipped_size"]))
         return out
 
     @staticmethod

@@ -87,7 +87,9 @@ class Invoker:
             launch = self._launch(v)
         except LaunchError as e:
             return self._launch_failure(v, inv, e)
-        key = PoolKey(v.account, v.region, v.name, v.version, v.revision_id, tenant)
+        # Tenant isolation mode: one tenant per environment; otherwise tenants share environments.
+        per_tenant = v.config.tenancy_mode == "PER_TENANT"
+        key = PoolKey(v.account, v.region, v.name, v.version, v.revision_id, tenant if per_tenant else None)
 
         async def factory() -> tuple[Environment, InitReport]:
             env = Environment(self._sandbox, launch.spec, v.config.memory_mb, launch.cpu_millicores)

@@ -38,8 +38,9 @@ def check_transition(current: State, new: State) -> None:
 @dataclass(frozen=True)
 class LayerAttachment:
     arn: str                 # layer version ARN
-    code_size: int
+    code_size: int           # zipped, as AWS reports it
     code_hash: str           # hex sha256 of the layer zip (blob key)
+    unzipped_size: int = 0   # counts toward the function's 250 MB
 
 
 @dataclass(frozen=True)

@@ -185,3 +185,24 @@ def test_layer_versions_api_and_errors(lam: Any, fn_name: str, make_function: An
     assert "Two different versions of the same layer" in e.value.response["Error"]["Message"]
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         make_function(Layers=[v3["LayerVersionArn"]] * 6)
+
+
+def _zeros_zip(name: str, mb: int) -> bytes:
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open(name, "w", force_zip64=True) as f:
+            for _ in range(mb):
+                f.write(b"\0" * (1 << 20))
+    return buf.getvalue()
+
+
+def test_unzipped_limit_counts_function_and_layers(lam: Any, fn_name: str) -> None:
+    layer = lam.publish_layer_version(LayerName=fn_name + "-big", Content={"ZipFile": _zeros_zip("python/big", 200)})
+    base = {"FunctionName": fn_name, "Runtime": "python3.12", "Handler": "a.b",
+            "Role": "arn:aws:iam::000000000000:role/r", "Layers": [layer["LayerVersionArn"]]}
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+        lam.create_function(Code={"ZipFile": _zeros_zip("big.bin", 60)}, **base)
+    assert e.value.response["Error"]["Message"] == "Unzipped size must be smaller than 262144000 bytes"
+    assert lam.create_function(Code={"ZipFile": _zeros_zip("small.bin", 10)}, **base)["State"] == "Pending"
