@@ -232,3 +232,22 @@ def test_isolation(lam: Any, probe: str, make_function: Any, server: LaminaServe
     assert "content" in call(lam, probe, {"action": "read", "path": "/var/task/lambda_function.py"})[1]
     assert call(lam, probe, {"action": "write", "path": "/var/task/new.py"})[1]["error"] in ("OSError", "PermissionError")
     assert call(lam, probe, {"action": "write", "path": "/tmp/ok"})[1] == {"wrote": True}
+
+
+TENANT_PROBE = '''
+import uuid
+ENV = uuid.uuid4().hex
+def handler(event, context):
+    return {"env": ENV, "tenant": getattr(context, "tenant_id", None)}
+'''
+
+
+def test_tenant_isolation_mode_gives_each_tenant_its_own_environments(lam: Any, make_function: Any) -> None:
+    name = make_function({"lambda_function.py": TENANT_PROBE},
+                         TenancyConfig={"TenantIsolationMode": "PER_TENANT"})["FunctionName"]
+    assert lam.get_function_configuration(FunctionName=name)["TenancyConfig"] == {"TenantIsolationMode": "PER_TENANT"}
+    a1 = call(lam, name, TenantId="tenant-a")[1]
+    b1 = call(lam, name, TenantId="tenant-b")[1]
+    a2 = call(lam, name, TenantId="tenant-a")[1]
+    assert (a1["tenant"], b1["tenant"]) == ("tenant-a", "tenant-b")
+    assert a1["env"] == a2["env"] and a1["env"] != b1["env"]
