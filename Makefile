@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 9000
 
-.PHONY: run test setup system bench clean
+.PHONY: run test setup system bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ run: setup system
 
 test: setup system
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check lamina --select F,E,W,B
+	$(VENV)/bin/mypy lamina
 
 bench: setup system
 	$(PY) benchmarks/run_all.py

@@ -8,7 +8,8 @@ _FUNCTION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
     r"function:(?P<name>[a-zA-Z0-9-_]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?$"
 )
-_PARTIAL_ARN = re.compile(r"^(?P<account>\d{12}):function:(?P<name>[a-zA-Z0-9-_]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?$")
+_PARTIAL_ARN = re.compile(
+    r"^(?P<account>\d{12}):function:(?P<name>[a-zA-Z0-9-_]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?$")
 _NAME = re.compile(r"^[a-zA-Z0-9-_]+$")
 _NAME_WITH_QUALIFIER = re.compile(r"^(?P<name>[a-zA-Z0-9-_]+):(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+)$")
 _LAYER_VERSION_ARN = re.compile(

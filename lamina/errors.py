@@ -30,26 +30,97 @@ class ServiceError(LaminaError):
         return out
 
 
-def _error(name: str, status: int, message_key: str = "message", typed: bool = True) -> type[ServiceError]:
-    return type(name, (ServiceError,), {"code": name, "status": status,
-                                        "message_key": message_key, "typed": typed})
+class ValidationException(ServiceError):
+    """A request that breaks the model's constraints (no Type field)."""
+
+    code = "ValidationException"
+    status = 400
+    message_key = "message"
+    typed = False
 
 
-ValidationException = _error("ValidationException", 400, typed=False)
-InvalidParameterValueException = _error("InvalidParameterValueException", 400)
-InvalidRequestContentException = _error("InvalidRequestContentException", 400)
-ResourceNotFoundException = _error("ResourceNotFoundException", 404, "Message")
-ResourceConflictException = _error("ResourceConflictException", 409)
-PreconditionFailedException = _error("PreconditionFailedException", 412)
-RequestEntityTooLargeException = _error("RequestEntityTooLargeException", 413)
-TooManyRequestsException = _error("TooManyRequestsException", 429)
-UnsupportedMediaTypeException = _error("UnsupportedMediaTypeException", 415)
-ServiceException = _error("ServiceException", 500, "Message")
-MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException", 403, typed=False)
-UnrecognizedClientException = _error("UnrecognizedClientException", 403, typed=False)
-InvalidSignatureException = _error("InvalidSignatureException", 403, typed=False)
-AccessDeniedException = _error("AccessDeniedException", 403, "Message")
-UnknownOperationException = _error("UnknownOperationException", 404, "Message", typed=False)
+class InvalidParameterValueException(ServiceError):
+    code = "InvalidParameterValueException"
+    status = 400
+    message_key = "message"
+
+
+class InvalidRequestContentException(ServiceError):
+    code = "InvalidRequestContentException"
+    status = 400
+    message_key = "message"
+
+
+class ResourceNotFoundException(ServiceError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class ResourceConflictException(ServiceError):
+    code = "ResourceConflictException"
+    status = 409
+    message_key = "message"
+
+
+class PreconditionFailedException(ServiceError):
+    code = "PreconditionFailedException"
+    status = 412
+    message_key = "message"
+
+
+class RequestEntityTooLargeException(ServiceError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+    message_key = "message"
+
+
+class TooManyRequestsException(ServiceError):
+    code = "TooManyRequestsException"
+    status = 429
+    message_key = "message"
+
+
+class UnsupportedMediaTypeException(ServiceError):
+    code = "UnsupportedMediaTypeException"
+    status = 415
+    message_key = "message"
+
+
+class ServiceException(ServiceError):
+    code = "ServiceException"
+    status = 500
+
+
+class MissingAuthenticationTokenException(ServiceError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    message_key = "message"
+    typed = False
+
+
+class UnrecognizedClientException(ServiceError):
+    code = "UnrecognizedClientException"
+    status = 403
+    message_key = "message"
+    typed = False
+
+
+class InvalidSignatureException(ServiceError):
+    code = "InvalidSignatureException"
+    status = 403
+    message_key = "message"
+    typed = False
+
+
+class AccessDeniedException(ServiceError):
+    code = "AccessDeniedException"
+    status = 403
+
+
+class UnknownOperationException(ServiceError):
+    code = "UnknownOperationException"
+    status = 404
+    typed = False
 
 
 class ErrorType(str, enum.Enum):

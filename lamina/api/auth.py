@@ -103,7 +103,9 @@ def _check_clock(amz_date: str, now: dt.datetime) -> None:
     except ValueError as e:
         raise InvalidSignatureException(f"Invalid X-Amz-Date: {amz_date}") from e
     skew = dt.timedelta(seconds=limits.SIGV4_MAX_SKEW_S)
-    fmt = lambda t: t.strftime(_AMZ_DATE)  # noqa: E731
+    def fmt(t: dt.datetime) -> str:
+        return t.strftime(_AMZ_DATE)
+
     if stamp < now - skew:
         raise InvalidSignatureException(
             f"Signature expired: {amz_date} is now earlier than {fmt(now - skew)} ({fmt(now)} - 5 min.)")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from lamina.arn import FunctionRef, parse_function_ref
 from lamina.control import validation as val
-from lamina.control.functions import Scope
+from lamina.control.scope import Scope
 from lamina.errors import InvalidParameterValueException, ValidationException
 
 M = TypeVar("M", bound=BaseModel)

@@ -15,7 +15,7 @@ from lamina.api import auth
 from lamina.api.call import Call
 from lamina.api.errors import error_response, unexpected_response
 from lamina.api.routes import OPERATIONS, Operation
-from lamina.control.functions import Scope as FnScope
+from lamina.control.scope import Scope as FnScope
 from lamina.errors import RequestEntityTooLargeException, ServiceError, UnknownOperationException
 from lamina.telemetry.server_log import request_id as request_id_var
 

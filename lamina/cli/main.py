@@ -128,7 +128,8 @@ def functions() -> None:
 
 @app.command()
 def invoke(name: str, payload: str = typer.Option("{}", help="JSON event"),
-           qualifier: Optional[str] = typer.Option(None), log: bool = typer.Option(False, help="print the log tail")) -> None:
+           qualifier: Optional[str] = typer.Option(None),
+           log: bool = typer.Option(False, help="print the log tail")) -> None:
     """Invoke a function synchronously and print its result."""
     client = lambda_client()
     kwargs: dict[str, Any] = {"FunctionName": name, "Payload": payload.encode(), "LogType": "Tail" if log else "None"}

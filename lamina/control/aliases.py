@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from lamina.arn import FunctionRef
-from lamina.control.functions import REVISION_MISMATCH, FunctionService, Scope
+from lamina.control.functions import REVISION_MISMATCH, FunctionService
+from lamina.control.scope import Scope
 from lamina.errors import (InvalidParameterValueException, PreconditionFailedException, ResourceConflictException,
                            ResourceNotFoundException, ValidationException)
 from lamina.model.function import LATEST
@@ -47,7 +48,8 @@ class AliasService:
         if len(weights) > 1:
             raise InvalidParameterValueException("Number of items in AdditionalVersionWeights cannot be greater than 1")
         if primary == LATEST:
-            raise InvalidParameterValueException("$LATEST is not supported for an alias pointing to more than 1 version")
+            raise InvalidParameterValueException(
+                "$LATEST is not supported for an alias pointing to more than 1 version")
         for version in weights:
             if version == primary:
                 raise InvalidParameterValueException(

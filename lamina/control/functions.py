@@ -4,19 +4,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from lamina import limits
-from lamina.arn import FunctionRef, function_arn
+from lamina.arn import FunctionRef
 from lamina.control import code as code_ops
 from lamina.control import validation as val
 from lamina.control.clock import last_modified
 from lamina.errors import (InvalidParameterValueException, PreconditionFailedException, ResourceConflictException,
                            ResourceNotFoundException)
 from lamina.model.function import LATEST, Code, FunctionConfig, FunctionVersion, State, UpdateStatus
+from lamina.control.scope import Scope
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.base import Conflict, FunctionKey, Store
 from lamina.store.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from lamina.control.layers import LayerService
 
 REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revision Id. "
                      "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
@@ -40,31 +44,19 @@ class ConfigInput:
     tenancy_mode: str | None = None
 
 
-@dataclass(frozen=True)
-class Scope:
-    account: str
-    region: str
-
-    def key(self, name: str) -> FunctionKey:
-        return FunctionKey(self.account, self.region, name)
-
-    def arn(self, name: str, qualifier: str | None = None) -> str:
-        return function_arn(self.region, self.account, name, qualifier)
-
-
 def new_revision() -> str:
     return str(uuid.uuid4())
 
 
 class FunctionService:
-    def __init__(self, store: Store, blobs: BlobStore, catalog: RuntimeCatalog, layers: Any) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, catalog: RuntimeCatalog, layers: LayerService) -> None:
         self._store = store
         self._blobs = blobs
         self._catalog = catalog
-        self._layers = layers          # LayerService: resolves layer ARNs to attachments
+        self._layers = layers          # resolves layer ARNs to attachments
 
     # -- validation --------------------------------------------------------------------
-    def _validate(self, scope: Scope, cfg: ConfigInput, creating: bool) -> None:
+    def _validate(self, cfg: ConfigInput, creating: bool) -> None:
         v = val.Violations()
         val.check_range(v, cfg.memory_mb, "memorySize", limits.MEMORY_MIN_MB, limits.MEMORY_MAX_MB)
         val.check_range(v, cfg.timeout_s, "timeout", limits.TIMEOUT_MIN_S, limits.TIMEOUT_MAX_S)
@@ -133,7 +125,7 @@ class FunctionService:
     def create(self, scope: Scope, name: str, cfg: ConfigInput, zip_b64: str | None, s3: bool,
                tags: dict[str, str]) -> FunctionVersion:
         self._check_name(name)
-        self._validate(scope, cfg, creating=True)
+        self._validate(cfg, creating=True)
         layers = self._layers.resolve(scope, cfg.layers or [])
         code = self._code_from_zip(zip_b64, s3, sum(a.unzipped_size for a in layers))
         config = FunctionConfig(
@@ -154,7 +146,7 @@ class FunctionService:
         return version
 
     def _mutate_latest(self, scope: Scope, name: str, revision_id: str | None,
-                       change: Any) -> FunctionVersion:
+                       change: Callable[[FunctionVersion], FunctionVersion]) -> FunctionVersion:
         current = self.get_version(scope, FunctionRef(name))
         if revision_id is not None and revision_id != current.revision_id:
             raise PreconditionFailedException(REVISION_MISMATCH)
@@ -175,12 +167,13 @@ class FunctionService:
 
     def update_configuration(self, scope: Scope, name: str, cfg: ConfigInput,
                              revision_id: str | None) -> FunctionVersion:
-        self._validate(scope, cfg, creating=False)
+        self._validate(cfg, creating=False)
         layers = None if cfg.layers is None else tuple(self._layers.resolve(scope, cfg.layers))
 
         def change(cur: FunctionVersion) -> FunctionVersion:
             c = cur.config
-            if layers is not None and sum(a.unzipped_size for a in layers) + c.code.unzipped_size > limits.UNZIPPED_MAX_BYTES:
+            layered = sum(a.unzipped_size for a in layers) if layers is not None else 0
+            if layered + c.code.unzipped_size > limits.UNZIPPED_MAX_BYTES:
                 raise InvalidParameterValueException(
                     f"Function code combined with layers exceeds the maximum allowed size of "
                     f"{limits.UNZIPPED_MAX_BYTES} bytes.")

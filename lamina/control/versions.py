@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from lamina.arn import FunctionRef
 from lamina.control.clock import last_modified
-from lamina.control.functions import REVISION_MISMATCH, FunctionService, Scope, new_revision
+from lamina.control.functions import REVISION_MISMATCH, FunctionService, new_revision
+from lamina.control.scope import Scope
 from lamina.errors import PreconditionFailedException, ResourceNotFoundException
 from lamina.model.function import LATEST, FunctionVersion, State, UpdateStatus
 from lamina.store.base import Store

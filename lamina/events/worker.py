@@ -11,7 +11,7 @@ import time
 
 from lamina import limits
 from lamina.arn import FunctionRef
-from lamina.control.functions import Scope
+from lamina.control.scope import Scope
 from lamina.errors import (RequestEntityTooLargeException, ResourceNotFoundException, ServiceError,
                            TooManyRequestsException)
 from lamina.events.queue import EventQueue, QueuedEvent

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lamina import limits
 from lamina.errors import ErrorType
@@ -123,7 +124,8 @@ class Environment:
     async def _await_init(self) -> Outcome | Fault | None:
         assert self._session is not None and self._exit is not None and self._session.init_error is not None
         ready = asyncio.ensure_future(self._session.ready.wait())
-        done, _ = await asyncio.wait({ready, self._session.init_error, self._exit},
+        waits: set[asyncio.Future[Any]] = {ready, self._session.init_error, self._exit}
+        done, _ = await asyncio.wait(waits,
                                      timeout=limits.INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         if ready in done:
@@ -169,7 +171,8 @@ class Environment:
     async def _await_outcome(self, invocation: Invocation, future: asyncio.Future[Outcome],
                              timeout_s: float) -> Outcome | Fault:
         assert self._exit is not None and self._session is not None
-        done, _ = await asyncio.wait({future, self._exit}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {future, self._exit}
+        done, _ = await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         rid = invocation.request_id
         if future in done:
             return future.result()

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from lamina.arn import FunctionRef
-from lamina.control.functions import Scope
+from lamina.control.scope import Scope
 from lamina.control.versions import VersionService
 from lamina.errors import InvalidRequestContentException, ResourceConflictException
 from lamina.invoke.environment import Environment, Fault, InitReport

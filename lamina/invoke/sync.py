@@ -52,8 +52,9 @@ def failed_init_result(inv: Invocation, version: str, memory_mb: int, init: Init
 def invocation_result(inv: Invocation, version: str, memory_mb: int, report: InvokeReport,
                       init: InitReport | None, launch: Launch) -> InvocationResult:
     outcome = report.outcome
+    error: str | None = "Unhandled"
     if isinstance(outcome, Fault):
-        payload, error = outcome.payload(), "Unhandled"
+        payload = outcome.payload()
     else:
         payload, error = outcome.payload, ("Unhandled" if outcome.failed else None)
     max_mb = report.max_memory_bytes // (1024 * 1024)
@@ -63,7 +64,8 @@ def invocation_result(inv: Invocation, version: str, memory_mb: int, report: Inv
     if isinstance(outcome, Fault):
         output += f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}Z {inv.request_id} {outcome.message}\n" \
             .encode()
-    log.info("invoke", extra={"fields": {"start": "cold" if init is not None else "warm", "ms": round(report.duration_ms, 2),
+    log.info("invoke", extra={"fields": {"start": "cold" if init is not None else "warm",
+                                         "ms": round(report.duration_ms, 2),
                                          "error": error, "version": version}})
     return InvocationResult(inv.request_id, payload, version, error,
                             invoke_log.execution_log(inv.request_id, version, output, line, _init_lines(launch, init)),

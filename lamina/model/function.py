@@ -89,10 +89,6 @@ class FunctionConfig:
         fields["layers"] = tuple(LayerAttachment(**layer) for layer in doc["layers"])
         return cls(environment=environment, **fields)
 
-    def publish_key(self) -> tuple[Any, ...]:
-        """What must differ for PublishVersion to create a new version (AWS compares code and config)."""
-        return (self.code.blob_hash, sorted(self.to_doc().items(), key=lambda kv: kv[0]).__repr__(),
-                sorted((self.environment or {}).items()))
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class SqlStore:
     def delete_alias(self, key: FunctionKey, name: str) -> bool:
         a = t.aliases
         with self._engine.begin() as c:
-            return c.execute(delete(a).where(self._fn_where(a, key, "function_name") & (a.c.name == name))).rowcount == 1
+            where = self._fn_where(a, key, "function_name") & (a.c.name == name)
+            return c.execute(delete(a).where(where)).rowcount == 1
 
     # -- layers ------------------------------------------------------------------------
     @staticmethod

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from lamina.api.call import Call, empty_reply, json_reply
 from lamina.api.operations.functions import page
 from lamina.arn import layer_arn
-from lamina.control.functions import Scope
+from lamina.control.scope import Scope
 from lamina.errors import InvalidParameterValueException
 
 
