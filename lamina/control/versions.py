@@ -35,7 +35,7 @@ class VersionService:
     def pick_for_invoke(self, scope: Scope, ref: FunctionRef, qualifier: str | None) -> FunctionVersion:
         """Like resolve, but an alias with routing weights sends each call to one of its versions."""
         if qualifier is None or qualifier == LATEST or _is_version_number(qualifier):
-            return self.resolve(scope, ref, qualifier)
+            return self.resolve(scope, ref, qualifier or LATEST)   # AWS names `:$LATEST` when none was given
         alias = self._store.get_alias(scope.key(ref.name), qualifier)
         if alias is None:
             raise ResourceNotFoundException(f"Function not found: {scope.arn(ref.name, qualifier)}")

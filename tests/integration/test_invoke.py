@@ -100,6 +100,7 @@ def test_lambda_environment_variables(lam: Any, make_function: Any) -> None:
     assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["_HANDLER"] == "lambda_function.handler"
     assert env["TZ"] == ":UTC" and "/opt/lib" in env["LD_LIBRARY_PATH"]
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API"} <= set(env)
+    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
 
 
 def test_log_tail_has_start_end_report_and_init_only_when_cold(lam: Any, probe: str) -> None:
@@ -192,8 +193,10 @@ def test_request_over_6mb_and_bad_json(lam: Any, probe: str) -> None:
 
 def test_dry_run_and_unknown_function(lam: Any, probe: str) -> None:
     assert lam.invoke(FunctionName=probe, InvocationType="DryRun")["StatusCode"] == 204
-    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
         lam.invoke(FunctionName="no-such-function-here")
+    assert e.value.response["Error"]["Message"] == \
+        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function-here:$LATEST"
 
 
 def test_warm_reuse_keeps_globals_and_tmp_init_runs_once(lam: Any, probe: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
+import time
 
 from starlette.responses import Response
 
@@ -13,6 +15,13 @@ from lamina.invoke.router import InvokeRequest
 from lamina.telemetry.invoke_log import tail
 
 _TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+def _trace_id(header: str | None) -> str:
+    """The caller's X-Ray header, or a fresh root as Lambda starts one for every invocation."""
+    if header:
+        return header
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Sampled=0"
 
 
 def _client_context(value: str | None) -> str | None:
@@ -37,7 +46,7 @@ async def invoke(call: Call) -> Response:
     log_type = call.headers.get("x-amz-log-type", "None")
     req = InvokeRequest(call.scope, ref, qualifier, call.body, call.request_id,
                         _client_context(call.headers.get("x-amz-client-context")),
-                        call.headers.get("x-amz-tenant-id"), call.headers.get("x-amzn-trace-id"))
+                        call.headers.get("x-amz-tenant-id"), _trace_id(call.headers.get("x-amzn-trace-id")))
     invoker = call.services.invoker
     if kind == "DryRun":
         invoker.resolve(req)
