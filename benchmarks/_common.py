@@ -19,18 +19,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from tests.helpers import LaminaServer, make_zip  # noqa: E402
+from tests.helpers import LaminaServer, make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/r"
 REGION = "us-east-1"
@@ -60,8 +61,8 @@ def parser(description: str, default_n: int, quick_n: int) -> argparse.ArgumentP
 
 def sample_count(args: argparse.Namespace) -> int:
     if args.n is not None:
-        return max(1, args.n)
-    return args._quick_n if args.quick else args._default_n
+        return max(1, int(args.n))
+    return int(args._quick_n if args.quick else args._default_n)
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -102,7 +103,8 @@ def ratio(a: float, b: float) -> float | None:
 # -- machine description -----------------------------------------------------------------
 def machine() -> dict[str, Any]:
     try:
-        load = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+        with open("/proc/loadavg") as f:
+            load = [float(x) for x in f.read().split()[:3]]
     except OSError:
         load = []
     return {"cpus": os.cpu_count(), "loadavg_at_start": load, "python": sys.version.split()[0]}
@@ -320,7 +322,8 @@ def sandbox_cgroups(server_pid: int) -> dict[str, list[int]]:
     for pattern in CGROUP_GLOBS:
         for procs in glob.glob(pattern):
             try:
-                pids = [int(x) for x in open(procs).read().split()]
+                with open(procs) as f:
+                    pids = [int(x) for x in f.read().split()]
             except (OSError, ValueError):
                 continue
             if pids and any(descends_from(p, server_pid) for p in pids):
@@ -355,6 +358,7 @@ def rss_kb(pid: int) -> int:
 
 def cmdline(pid: int) -> str:
     try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return ""

@@ -31,7 +31,12 @@ SETTLE_S = 1.5
 
 def baseline(python: str, count: int) -> dict[str, Any]:
     procs = [subprocess.Popen([python, "-c", "import time; time.sleep(60)"]) for _ in range(count)]
-    c.on_exit(lambda: [p.kill() for p in procs if p.poll() is None])
+
+    def kill_all() -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    c.on_exit(kill_all)
     time.sleep(SETTLE_S)
     pss = [c.pss_kb(p.pid) for p in procs]
     rss = [c.rss_kb(p.pid) for p in procs]
@@ -54,7 +59,8 @@ def freezer_state(cgroup_dir: str) -> str:
     name = os.path.basename(cgroup_dir)
     for path in (f"/sys/fs/cgroup/freezer/lamina/{name}/freezer.state", os.path.join(cgroup_dir, "cgroup.freeze")):
         try:
-            value = open(path).read().strip()
+            with open(path) as f:
+                value = f.read().strip()
             return {"1": "FROZEN", "0": "THAWED"}.get(value, value)
         except OSError:
             continue
@@ -64,7 +70,8 @@ def freezer_state(cgroup_dir: str) -> str:
 def cgroup_memory_kb(cgroup_dir: str) -> int | None:
     for f in ("memory.usage_in_bytes", "memory.current"):
         try:
-            return int(open(os.path.join(cgroup_dir, f)).read()) // 1024
+            with open(os.path.join(cgroup_dir, f)) as fh:
+                return int(fh.read()) // 1024
         except (OSError, ValueError):
             continue
     return None

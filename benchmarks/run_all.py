@@ -21,7 +21,7 @@ def run(name: str, quick: bool) -> tuple[dict[str, Any] | None, str | None, floa
     cmd = [sys.executable, str(HERE / f"{name}.py")] + (["--quick"] if quick else [])
     started = time.monotonic()
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, timeout=45 if quick else 200, cwd=HERE.parent)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, check=False, timeout=45 if quick else 200, cwd=HERE.parent)
     except subprocess.TimeoutExpired:
         return None, "timed out", time.monotonic() - started
     elapsed = time.monotonic() - started

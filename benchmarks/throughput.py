@@ -22,9 +22,8 @@ import json
 import time
 from typing import Any
 
-import uvloop
-
 import _common as c
+import uvloop
 
 LEVELS = (1, 2, 4, 8, 16, 32)
 MEMORY_MB = c.ONE_VCPU_MB

@@ -16,7 +16,8 @@ measured separately as `after_idle`).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import _common as c
 
@@ -119,7 +120,7 @@ def main() -> None:
 
     def stats(key: str) -> dict[str, Any]:
         s = c.summary(totals[key])
-        if key.startswith("raw") or key.startswith("echo"):
+        if key.startswith(("raw", "echo")):
             sign = c.summary(signs[key])
             wire = [t - g for t, g in zip(totals[key], signs[key])]
             s["signing_ms"] = {"p50": sign.get("p50"), "mean": sign.get("mean")}

@@ -20,7 +20,7 @@ class LocalPlacement:
         self._pool = pool
 
     async def acquire(self, key: PoolKey, factory: Factory) -> Lease:
-        await self._pool.retire_stale(key)
+        self._pool.retire_stale(key)
         return await self._pool.acquire(key, factory)
 
     async def release(self, lease_id: str) -> None:

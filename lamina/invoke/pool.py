@@ -50,6 +50,7 @@ class Pool:
         self._leases: dict[str, Lease] = {}
         self._starting = 0
         self._evictor: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def size(self) -> int:
@@ -109,12 +110,15 @@ class Pool:
                 for env in self._idle.pop(key):
                     await env.destroy()
 
-    async def retire_stale(self, key: PoolKey) -> None:
-        """Idle environments for an older revision of the same version will never be claimed again."""
+    def retire_stale(self, key: PoolKey) -> None:
+        """Idle environments for an older revision of the same version will never be claimed again;
+        they are destroyed off the invoke path."""
         for other in list(self._idle):
             if other.function == key.function and other.version == key.version and other.revision_id != key.revision_id:
                 for env in self._idle.pop(other):
-                    await env.destroy()
+                    task = asyncio.ensure_future(env.destroy())
+                    self._retiring.add(task)
+                    task.add_done_callback(self._retiring.discard)
 
     async def _evict_loop(self) -> None:
         while True:
@@ -131,4 +135,4 @@ class Pool:
             self._evictor.cancel()
         envs = [e for envs in self._idle.values() for e in envs] + [lease.env for lease in self._leases.values()]
         self._idle.clear()
-        await asyncio.gather(*(e.destroy() for e in envs), return_exceptions=True)
+        await asyncio.gather(*(e.destroy() for e in envs), *self._retiring, return_exceptions=True)

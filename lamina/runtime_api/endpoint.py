@@ -34,7 +34,13 @@ class RuntimeEndpoint:
         await self._server.startup(sockets=[self._sock])
 
     async def close(self) -> None:
-        self._server.should_exit = True
-        self._server.force_exit = True
-        await self._server.shutdown()
+        """Stop at once: the runtime is already dead or dying, nothing is owed a graceful goodbye
+        (uvicorn's own shutdown waits 100 ms for connections, which would sit on the invoke path)."""
+        for server in self._server.servers:
+            server.close()
+        for connection in list(self._server.server_state.connections):
+            connection.shutdown()
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
         self._sock.close()

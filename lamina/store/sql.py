@@ -47,9 +47,14 @@ def _version_doc(v: FunctionVersion) -> str:
 
 
 class SqlStore:
+    """One process owns a data directory, so reads on the invoke path (a version, an alias) are
+    served from memory once loaded; every write here drops what it may have changed."""
+
     def __init__(self, engine: Engine, sealer: Sealer) -> None:
         self._engine = engine
         self._sealer = sealer
+        self._versions: dict[tuple[FunctionKey, str], FunctionVersion | None] = {}
+        self._aliases: dict[tuple[FunctionKey, str], dict[str, Any] | None] = {}
         t.metadata.create_all(engine)
         self._check_schema_version()
 
@@ -87,12 +92,18 @@ class SqlStore:
                 "doc": _version_doc(v), "environment": self._seal_env(v.config.environment),
                 "revision_id": v.revision_id}
 
+    def _forget(self, key: FunctionKey) -> None:
+        for cache in (self._versions, self._aliases):
+            for k in [k for k in cache if k[0] == key]:
+                del cache[k]
+
     @staticmethod
     def _fn_where(table: Any, key: FunctionKey, name_col: str = "name") -> Any:
         return (table.c.account == key.account) & (table.c.region == key.region) & (table.c[name_col] == key.name)
 
     # -- functions ---------------------------------------------------------------------
     def create_function(self, version: FunctionVersion, created: str, tags: dict[str, str]) -> None:
+        self._forget(FunctionKey(version.account, version.region, version.name))
         try:
             with self._engine.begin() as c:
                 c.execute(insert(t.functions).values(account=version.account, region=version.region,
@@ -103,10 +114,15 @@ class SqlStore:
             raise Conflict(version.name) from e
 
     def get_version(self, key: FunctionKey, version: str) -> FunctionVersion | None:
+        cached = (key, version)
+        if cached in self._versions:
+            return self._versions[cached]
         with self._engine.connect() as c:
             row = c.execute(select(t.function_versions).where(
                 self._fn_where(t.function_versions, key) & (t.function_versions.c.version == version))).first()
-        return None if row is None else self._load_version(row)
+        found = None if row is None else self._load_version(row)
+        self._versions[cached] = found
+        return found
 
     def list_versions(self, key: FunctionKey) -> list[FunctionVersion]:
         with self._engine.connect() as c:
@@ -129,11 +145,13 @@ class SqlStore:
         if expected_revision is not None:
             where = where & (fv.c.revision_id == expected_revision)
         values = self._version_values(new)
+        self._forget(key)
         with self._engine.begin() as c:
             if c.execute(update(fv).where(where).values(**values)).rowcount != 1:
                 raise Conflict(new.name)
 
     def publish_version(self, key: FunctionKey, make: Callable[[str], FunctionVersion]) -> FunctionVersion:
+        self._forget(key)
         with self._engine.begin() as c:
             row = c.execute(select(t.functions.c.next_version).where(self._fn_where(t.functions, key))).first()
             if row is None:
@@ -145,6 +163,7 @@ class SqlStore:
         return version
 
     def delete_function(self, key: FunctionKey) -> bool:
+        self._forget(key)
         with self._engine.begin() as c:
             c.execute(delete(t.function_versions).where(self._fn_where(t.function_versions, key)))
             c.execute(delete(t.aliases).where(self._fn_where(t.aliases, key, "function_name")))
@@ -152,6 +171,7 @@ class SqlStore:
 
     def delete_version(self, key: FunctionKey, version: str) -> bool:
         fv = t.function_versions
+        self._forget(key)
         with self._engine.begin() as c:
             return c.execute(delete(fv).where(self._fn_where(fv, key) & (fv.c.version == version))).rowcount == 1
 
@@ -170,6 +190,7 @@ class SqlStore:
         a = t.aliases
         where = self._fn_where(a, key, "function_name") & (a.c.name == name)
         values = {"doc": json.dumps(doc), "revision_id": doc["revision_id"]}
+        self._forget(key)
         with self._engine.begin() as c:
             if create:
                 try:
@@ -184,10 +205,15 @@ class SqlStore:
                 raise Conflict(name)
 
     def get_alias(self, key: FunctionKey, name: str) -> dict[str, Any] | None:
-        a = t.aliases
-        with self._engine.connect() as c:
-            row = c.execute(select(a.c.doc).where(self._fn_where(a, key, "function_name") & (a.c.name == name))).first()
-        return None if row is None else dict(json.loads(row[0]))
+        cached = (key, name)
+        if cached not in self._aliases:
+            a = t.aliases
+            with self._engine.connect() as c:
+                row = c.execute(select(a.c.doc).where(self._fn_where(a, key, "function_name")
+                                                      & (a.c.name == name))).first()
+            self._aliases[cached] = None if row is None else dict(json.loads(row[0]))
+        found = self._aliases[cached]
+        return None if found is None else dict(found)
 
     def list_aliases(self, key: FunctionKey) -> list[dict[str, Any]]:
         a = t.aliases
@@ -197,6 +223,7 @@ class SqlStore:
 
     def delete_alias(self, key: FunctionKey, name: str) -> bool:
         a = t.aliases
+        self._forget(key)
         with self._engine.begin() as c:
             where = self._fn_where(a, key, "function_name") & (a.c.name == name)
             return c.execute(delete(a).where(where)).rowcount == 1
