@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ def canonical_request(req: SignedRequest, signed_headers: list[str]) -> str:
     ])
 
 
+@functools.lru_cache(maxsize=1024)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """Derived once per key, day, region and service, as SigV4 intends."""
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -98,8 +101,11 @@ def signature(secret: str, amz_date: str, auth_scope: tuple[str, str, str], cano
 
 
 def _check_clock(amz_date: str, now: dt.datetime) -> None:
-    try:
-        stamp = dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=dt.timezone.utc)
+    try:   # fixed-width YYYYMMDDTHHMMSSZ; strptime is slow for something parsed on every request
+        if len(amz_date) != 16 or amz_date[8] != "T" or amz_date[15] != "Z":
+            raise ValueError(amz_date)
+        stamp = dt.datetime(int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]), int(amz_date[9:11]),
+                            int(amz_date[11:13]), int(amz_date[13:15]), tzinfo=dt.timezone.utc)
     except ValueError as e:
         raise InvalidSignatureException(f"Invalid X-Amz-Date: {amz_date}") from e
     skew = dt.timedelta(seconds=limits.SIGV4_MAX_SKEW_S)

@@ -17,7 +17,7 @@ from lamina.api.errors import error_response, unexpected_response
 from lamina.api.routes import OPERATIONS, Operation
 from lamina.control.scope import Scope as FnScope
 from lamina.errors import RequestEntityTooLargeException, ServiceError, UnknownOperationException
-from lamina.telemetry.server_log import request_id as request_id_var
+from lamina.telemetry import server_log
 
 log = logging.getLogger("lamina.api")
 
@@ -53,11 +53,11 @@ class ApiApp:
         if scope["type"] != "http":
             return
         rid = str(uuid.uuid4())
-        token = request_id_var.set(rid)
+        tokens = server_log.begin_request(rid)
         try:
             response = await self._handle(Request(scope, receive), scope, rid)
         finally:
-            request_id_var.reset(token)
+            server_log.end_request(tokens)
         response.headers["x-amzn-RequestId"] = rid
         await response(scope, receive, send)
 
@@ -77,7 +77,8 @@ class ApiApp:
         except Exception as exc:  # noqa: BLE001 - the edge turns any bug into a 500 in AWS's shape
             response = unexpected_response(exc, rid)
         log.info("request", extra={"fields": {"op": op_name, "status": response.status_code,
-                                              "ms": round((time.perf_counter() - started) * 1000, 2)}})
+                                              "ms": round((time.perf_counter() - started) * 1000, 2),
+                                              **server_log.annotations()}})
         return response
 
     async def _run(self, op: Operation, params: dict[str, str], request: Request, raw_path: str,

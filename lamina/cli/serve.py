@@ -39,4 +39,4 @@ def serve(settings: Settings) -> None:
     for warning in report.warnings:
         err.print(f"[bold yellow]WARNING[/bold yellow] {warning}")
     uvicorn.run(build_app(services), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, loop="uvloop", http="httptools", timeout_keep_alive=75)
+                access_log=False, loop="uvloop", http="httptools", timeout_keep_alive=75, proxy_headers=False)

@@ -16,6 +16,7 @@ from lamina.errors import (RequestEntityTooLargeException, ResourceNotFoundExcep
                            TooManyRequestsException)
 from lamina.events.queue import EventQueue, QueuedEvent
 from lamina.invoke.router import InvokeRequest, Invoker
+from lamina.telemetry import server_log
 
 log = logging.getLogger("lamina.events")
 
@@ -66,6 +67,14 @@ class EventService:
                 pass
 
     async def _deliver(self, event: QueuedEvent) -> None:
+        tokens = server_log.begin_request(event.id)
+        try:
+            await self._attempt(event)
+            log.info("event attempt", extra={"fields": {"attempt": event.attempts, **server_log.annotations()}})
+        finally:
+            server_log.end_request(tokens)
+
+    async def _attempt(self, event: QueuedEvent) -> None:
         req = InvokeRequest(Scope(event.account, event.region), FunctionRef(event.function_name), event.qualifier,
                             event.payload, event.id)
         try:

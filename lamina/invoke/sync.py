@@ -1,16 +1,13 @@
 """Running one invocation on a leased environment and turning what happened into a result."""
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
 from lamina.invoke.environment import Fault, InitReport, InvokeReport
 from lamina.invoke.launch import Launch
 from lamina.runtime_api.session import Invocation, Outcome
-from lamina.telemetry import invoke_log
-
-log = logging.getLogger("lamina.invoke")
+from lamina.telemetry import invoke_log, server_log
 
 
 @dataclass(frozen=True)
@@ -64,9 +61,8 @@ def invocation_result(inv: Invocation, version: str, memory_mb: int, report: Inv
     if isinstance(outcome, Fault):
         output += f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}Z {inv.request_id} {outcome.message}\n" \
             .encode()
-    log.info("invoke", extra={"fields": {"start": "cold" if init is not None else "warm",
-                                         "ms": round(report.duration_ms, 2),
-                                         "error": error, "version": version}})
+    server_log.annotate(start="cold" if init is not None else "warm", duration_ms=round(report.duration_ms, 2),
+                        function_error=error, executed_version=version)
     return InvocationResult(inv.request_id, payload, version, error,
                             invoke_log.execution_log(inv.request_id, version, output, line, _init_lines(launch, init)),
                             report.duration_ms, init is not None)

@@ -5,7 +5,7 @@ import socket
 
 import uvicorn
 
-from lamina.runtime_api.routes import runtime_app
+from lamina.runtime_api.routes import RuntimeApp
 from lamina.runtime_api.session import RuntimeSession
 
 
@@ -19,8 +19,8 @@ class RuntimeEndpoint:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.setblocking(False)
-        config = uvicorn.Config(runtime_app(session), lifespan="off", log_config=None, access_log=False,
-                                http="httptools", loop="none", timeout_keep_alive=3600)
+        config = uvicorn.Config(RuntimeApp(session), lifespan="off", log_config=None, access_log=False,
+                                http="httptools", loop="none", timeout_keep_alive=3600, proxy_headers=False)
         config.load()
         self._server = uvicorn.Server(config)
         self._server.lifespan = config.lifespan_class(config)   # what Server.serve() would set up

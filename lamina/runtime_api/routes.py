@@ -1,27 +1,37 @@
-"""The Runtime API contract on one page: paths, headers, status codes, error bodies."""
+"""The Runtime API contract on one page: paths, headers, status codes, error bodies.
+
+A plain ASGI callable rather than a routed framework app: three calls per invocation pass through
+here, so it matches paths by hand and does nothing else.
+"""
 from __future__ import annotations
 
 import json
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from lamina import limits
 from lamina.runtime_api.session import RuntimeSession, SessionClosed, UnknownRequest
 from lamina.runtime_api.states import TransitionRefused
 
 PREFIX = "/2018-06-01/runtime"
+NEXT = f"{PREFIX}/invocation/next"
+INVOCATION = f"{PREFIX}/invocation/"
+INIT_ERROR = f"{PREFIX}/init/error"
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
+TOO_LARGE = f"Exceeded maximum allowed payload size ({limits.SYNC_RESPONSE_MAX_BYTES} bytes)."
 
 
 def _json(status: int, body: dict[str, str]) -> Response:
     return Response(json.dumps(body), status_code=status, media_type="application/json")
 
 
+_ACCEPTED = json.dumps({"status": "OK"}).encode()
+
+
 def _accepted() -> Response:
-    return _json(202, {"status": "OK"})
+    return Response(_ACCEPTED, status_code=202, media_type="application/json")
 
 
 def _refused(err: TransitionRefused) -> Response:
@@ -32,10 +42,33 @@ def _unknown(request_id: str) -> Response:
     return _json(400, {"errorMessage": f"Invalid request ID: {request_id}", "errorType": "InvalidRequestID"})
 
 
-def runtime_app(session: RuntimeSession) -> Starlette:
-    async def next_invocation(request: Request) -> Response:
+class RuntimeApp:
+    def __init__(self, session: RuntimeSession) -> None:
+        self._session = session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        response = await self._route(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def _route(self, request: Request) -> Response:
+        path, method = request.url.path, request.method
+        if path == NEXT and method == "GET":
+            return await self._next()
+        if path == INIT_ERROR and method == "POST":
+            return await self._init_error(request)
+        if path.startswith(INVOCATION) and method == "POST":
+            request_id, _, action = path[len(INVOCATION):].partition("/")
+            if action == "response":
+                return await self._response(request_id, request)
+            if action == "error":
+                return await self._error(request_id, request)
+        return _json(404, {"errorMessage": f"Unknown Runtime API call {method} {path}", "errorType": "NotFound"})
+
+    async def _next(self) -> Response:
         try:
-            inv = await session.next()
+            inv = await self._session.next()
         except TransitionRefused as err:
             return _refused(err)
         except SessionClosed:
@@ -51,47 +84,36 @@ def runtime_app(session: RuntimeSession) -> Starlette:
         headers.update({k: v for k, v in optional.items() if v})
         return Response(inv.payload, status_code=200, media_type="application/json", headers=headers)
 
-    async def response(request: Request) -> Response:
-        request_id = request.path_params["request_id"]
+    async def _response(self, request_id: str, request: Request) -> Response:
         body = await request.body()
-        if len(body) > limits.SYNC_RESPONSE_MAX_BYTES:
-            session.fail(request_id, json.dumps({
-                "errorMessage": f"Response payload size exceeded maximum allowed payload size "
-                                f"({limits.SYNC_RESPONSE_MAX_BYTES} bytes).",
-                "errorType": "Function.ResponseSizeTooLarge"}).encode(), "Function.ResponseSizeTooLarge")
-            return _json(413, {"errorMessage": f"Exceeded maximum allowed payload size "
-                                               f"({limits.SYNC_RESPONSE_MAX_BYTES} bytes).",
-                               "errorType": "RequestEntityTooLarge"})
         try:
-            session.respond(request_id, body)
+            if len(body) > limits.SYNC_RESPONSE_MAX_BYTES:
+                self._session.fail(request_id, json.dumps({
+                    "errorMessage": f"Response payload size exceeded maximum allowed payload size "
+                                    f"({limits.SYNC_RESPONSE_MAX_BYTES} bytes).",
+                    "errorType": "Function.ResponseSizeTooLarge"}).encode(), "Function.ResponseSizeTooLarge")
+                return _json(413, {"errorMessage": TOO_LARGE, "errorType": "RequestEntityTooLarge"})
+            self._session.respond(request_id, body)
         except TransitionRefused as err:
             return _refused(err)
         except UnknownRequest:
             return _unknown(request_id)
         return _accepted()
 
-    async def error(request: Request) -> Response:
-        request_id = request.path_params["request_id"]
+    async def _error(self, request_id: str, request: Request) -> Response:
         body = await request.body()
         try:
-            session.fail(request_id, body, request.headers.get(ERROR_TYPE_HEADER) or "Unhandled")
+            self._session.fail(request_id, body, request.headers.get(ERROR_TYPE_HEADER) or "Unhandled")
         except TransitionRefused as err:
             return _refused(err)
         except UnknownRequest:
             return _unknown(request_id)
         return _accepted()
 
-    async def init_error(request: Request) -> Response:
+    async def _init_error(self, request: Request) -> Response:
         body = await request.body()
         try:
-            session.fail_init(body, request.headers.get(ERROR_TYPE_HEADER) or "Runtime.Unknown")
+            self._session.fail_init(body, request.headers.get(ERROR_TYPE_HEADER) or "Runtime.Unknown")
         except TransitionRefused as err:
             return _refused(err)
         return _accepted()
-
-    return Starlette(routes=[
-        Route(f"{PREFIX}/invocation/next", next_invocation, methods=["GET"]),
-        Route(f"{PREFIX}/invocation/{{request_id}}/response", response, methods=["POST"]),
-        Route(f"{PREFIX}/invocation/{{request_id}}/error", error, methods=["POST"]),
-        Route(f"{PREFIX}/init/error", init_error, methods=["POST"]),
-    ])

@@ -8,6 +8,27 @@ import sys
 import time
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_annotations: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar("annotations", default=None)
+
+
+def begin_request(rid: str) -> tuple[contextvars.Token[str], contextvars.Token[dict[str, object] | None]]:
+    return request_id.set(rid), _annotations.set({})
+
+
+def end_request(tokens: tuple[contextvars.Token[str], contextvars.Token[dict[str, object] | None]]) -> None:
+    request_id.reset(tokens[0])
+    _annotations.reset(tokens[1])
+
+
+def annotate(**fields: object) -> None:
+    """Add fields to this request's one log line (the invoke path reports here, not in lines of its own)."""
+    current = _annotations.get()
+    if current is not None:
+        current.update(fields)
+
+
+def annotations() -> dict[str, object]:
+    return _annotations.get() or {}
 
 
 class JsonFormatter(logging.Formatter):
