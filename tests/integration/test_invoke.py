@@ -254,3 +254,24 @@ def test_tenant_isolation_mode_gives_each_tenant_its_own_environments(lam: Any, 
     a2 = call(lam, name, TenantId="tenant-a")[1]
     assert (a1["tenant"], b1["tenant"]) == ("tenant-a", "tenant-b")
     assert a1["env"] == a2["env"] and a1["env"] != b1["env"]
+
+
+SPIN = '''
+import time
+def handler(event, context):
+    wall_end = time.monotonic() + event["seconds"]
+    cpu_start = time.process_time()
+    while time.monotonic() < wall_end:
+        sum(range(1000))
+    return time.process_time() - cpu_start
+'''
+
+
+def test_cpu_share_follows_memory(lam: Any, make_function: Any, fn_name: str) -> None:
+    """128 MB buys ~7% of a vCPU, 1769 MB a whole one: CPU seconds per wall second must differ widely."""
+    small = make_function({"lambda_function.py": SPIN}, name=fn_name + "-128", MemorySize=128, Timeout=10)
+    big = make_function({"lambda_function.py": SPIN}, name=fn_name + "-1769", MemorySize=1769, Timeout=10)
+    cpu_small = call(lam, small["FunctionName"], {"seconds": 1.0})[1]
+    cpu_big = call(lam, big["FunctionName"], {"seconds": 1.0})[1]
+    assert cpu_small < 0.25                 # the quota caps it near 0.07 s whatever else runs
+    assert cpu_big > 3 * cpu_small
