@@ -257,3 +257,25 @@ def test_unknown_key_and_wrong_secret(server: LaminaServer) -> None:
         with pytest.raises(botocore.exceptions.ClientError) as e:
             client.list_functions()
         assert error_of(e.value)[:2] == (expected, 403)
+
+
+def test_concurrent_updates_with_one_revision_id_let_exactly_one_win(lam: Any, fn_name: str,
+                                                                      make_function: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    make_function()
+    revision = lam.get_function_configuration(FunctionName=fn_name)["RevisionId"]
+
+    def update(i: int) -> str:
+        try:
+            lam.update_function_configuration(FunctionName=fn_name, Description=f"writer-{i}", RevisionId=revision)
+            return "won"
+        except botocore.exceptions.ClientError as e:
+            return str(e.response["Error"]["Code"])
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(update, range(8)))
+    assert outcomes.count("won") == 1
+    assert set(outcomes) - {"won"} <= {"PreconditionFailedException", "ResourceConflictException"}
+    winner = outcomes.index("won")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=fn_name, WaiterConfig={"Delay": 1})
+    assert lam.get_function_configuration(FunctionName=fn_name)["Description"] == f"writer-{winner}"
