@@ -78,7 +78,7 @@ class ApiApp:
             response = unexpected_response(exc, rid)
         log.info("request", extra={"fields": {"op": op_name, "status": response.status_code,
                                               "ms": round((time.perf_counter() - started) * 1000, 2),
-                                              **server_log.annotations()}})
+                                              **server_log.request_fields()}})
         return response
 
     async def _run(self, op: Operation, params: dict[str, str], request: Request, raw_path: str,

@@ -70,7 +70,7 @@ class EventService:
         tokens = server_log.begin_request(event.id)
         try:
             await self._attempt(event)
-            log.info("event attempt", extra={"fields": {"attempt": event.attempts, **server_log.annotations()}})
+            log.info("event attempt", extra={"fields": {"attempt": event.attempts, **server_log.request_fields()}})
         finally:
             server_log.end_request(tokens)
 

@@ -27,7 +27,7 @@ def annotate(**fields: object) -> None:
         current.update(fields)
 
 
-def annotations() -> dict[str, object]:
+def request_fields() -> dict[str, object]:
     return _annotations.get() or {}
 
 
