@@ -46,6 +46,7 @@ class Services:
     events: EventService
     pool: Pool
     sandbox: Sandbox
+    launcher: Launcher
 
     @property
     def default_region(self) -> str:
@@ -71,10 +72,14 @@ class Services:
     async def start(self) -> None:
         self.pool.start()
         self.events.start()
+        specs = [s for r in self.settings.prewarm_runtimes if (s := self.launcher.runtime_spec(r)) is not None]
+        for problem in await self.sandbox.prewarm(specs):
+            log.warning("no fast start: %s", problem)
 
     async def close(self) -> None:
         await self.events.close()
         await self.pool.close()
+        await self.sandbox.close()
         self.store.close()
 
 
@@ -92,12 +97,11 @@ def build_services(settings: Settings) -> Services:
     versions = VersionService(store, functions)
     sandbox = build_sandbox(prefer=settings.sandbox)
     pool = Pool(settings.max_environments, settings.keep_alive_s)
-    invoker = Invoker(versions, Throttle(settings.account_concurrency), LocalPlacement(pool),
-                      Launcher(blobs, catalog, data / "opt"), sandbox)
+    launcher = Launcher(blobs, catalog, data / "opt")
+    invoker = Invoker(versions, Throttle(settings.account_concurrency), LocalPlacement(pool), launcher, sandbox)
     events = EventService(EventQueue(store.engine), invoker)
     return Services(settings, store, blobs, catalog, identities, functions, versions, AliasService(store, functions),
-                    layers, invoker, events,
-                    pool, sandbox)
+                    layers, invoker, events, pool, sandbox, launcher)
 
 
 def build_app(services: Services) -> Any:

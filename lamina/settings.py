@@ -29,8 +29,10 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="server log level")
     keep_alive_s: float = Field(300.0, description="idle seconds before a warm environment is evicted")
     account_concurrency: int = Field(1000, description="invocations an account may run at once")
+    prewarm_runtimes: list[str] = Field(default_factory=lambda: ["python3.12"],
+                                        description="runtimes whose fast-start zygote starts with the server")
     max_environments: int = Field(64, description="environments this node runs at once")
-    sandbox: str = Field("auto", description="which isolation backend to use; auto picks the best this host allows")
+    sandbox: str = Field("auto", description="isolation backend: auto (best available), zygote (bwrap + fast Python starts, required), bwrap (no zygote), plain")
     runtime_map: dict[str, str] = Field(default_factory=dict,
                                         description="runtime id -> interpreter install prefix override")
     python_fallback: str = Field("python3.11", description="runtime used when a python3.x is not installed")

@@ -14,6 +14,12 @@ from lamina.sandbox.base import Bind, SandboxSpec
 from lamina.store.blobs import BlobStore
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "runtimes" / "bootstrap"
+# What every environment starts with, before the function's own variables.
+BASE_ENV = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
+    "PWD": "/var/task", "HOME": "/tmp", "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+}
 DEV_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "lamina"}
 
 
@@ -100,14 +106,21 @@ class Launcher:
             cpu_millicores=host_millicores(), hostname="lamina", label=v.name), choice,
             cpu_millicores(c.memory_mb))
 
+    def runtime_spec(self, runtime: str) -> SandboxSpec | None:
+        """The shape of a spec for a runtime, no function in it: what a sandbox can warm up for."""
+        choice = self._catalog.resolve(runtime)
+        if choice is None or choice.kind is Kind.PROVIDED:
+            return None
+        binds = [Bind(str(BOOTSTRAP_DIR / choice.kind.value), "/var/runtime")]
+        if choice.prefix is not None:
+            binds.append(Bind(str(choice.prefix), "/var/lang"))
+        return SandboxSpec(argv=self._argv(choice, Path("/nonexistent"), None), env=dict(BASE_ENV),
+                           binds=tuple(binds), workdir="/var/task", label="prewarm")
+
     def _environment(self, v: FunctionVersion, choice: RuntimeChoice, init_type: str) -> dict[str, str]:
         c = v.config
-        path = "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin"
         env = {
-            "PATH": path, "LANG": "en_US.UTF-8", "TZ": ":UTC", "PWD": "/var/task", "HOME": "/tmp",
-            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:"
-                               "/var/task/lib:/opt/lib",
-            "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            **BASE_ENV,
             "AWS_LAMBDA_FUNCTION_NAME": v.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": v.version, "AWS_REGION": v.region, "AWS_DEFAULT_REGION": v.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}", "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,

@@ -6,7 +6,7 @@ with a filesystem view, resource limits and a freezer, and reports what it used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Iterable, Protocol
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,11 @@ class Sandbox(Protocol):
     report: IsolationReport
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
+        """Get ready to start specs like these fast; returns a line per spec that cannot be (why)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop whatever the sandbox keeps running between starts."""
+        ...

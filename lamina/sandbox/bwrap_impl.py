@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from lamina.sandbox.base import IsolationReport, SandboxSpec
 from lamina.sandbox.cgroups import CgroupHierarchy
@@ -172,6 +173,12 @@ class BwrapSandbox:
         self.report = report
         self.config = config or BwrapConfig()
         self._cgroups = cgroups
+
+    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
+        return []                     # every start is a fresh process: nothing to warm
+
+    async def close(self) -> None:
+        return None
 
     async def start(self, spec: SandboxSpec) -> TreeProcess:
         check_spec(spec)

@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+from typing import Iterable
 
 from lamina.sandbox.base import IsolationReport, SandboxSpec
 from lamina.sandbox.cgroups import CgroupHierarchy
@@ -108,6 +109,12 @@ class PlainSandbox:
         return Launch(argv=[translate_path(a, mapping) for a in spec.argv], env=env,
                       cwd=translate_path(spec.workdir, mapping), drop_to=self._user,
                       parent_death_signal=True)
+
+    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
+        return []                     # every start is a fresh process: nothing to warm
+
+    async def close(self) -> None:
+        return None
 
     async def start(self, spec: SandboxSpec) -> TreeProcess:
         check_spec(spec)
