@@ -20,6 +20,7 @@ from lamina.invoke.output import OutputCapture
 from lamina.runtime_api.endpoint import RuntimeEndpoint
 from lamina.runtime_api.session import Invocation, Outcome, RuntimeSession
 from lamina.sandbox.base import Sandbox, SandboxProcess, SandboxSpec
+from lamina.sandbox.peers import connection_owned_by
 
 log = logging.getLogger("lamina.environment")
 _ids = itertools.count(1)
@@ -105,7 +106,7 @@ class Environment:
     async def start(self) -> InitReport:
         started = time.perf_counter()
         self._session = RuntimeSession()
-        self._endpoint = RuntimeEndpoint(self._session)
+        self._endpoint = RuntimeEndpoint(self._session, self._owns_connection)
         await self._endpoint.start()
         env = {**self._spec.env, "AWS_LAMBDA_RUNTIME_API": self._endpoint.address}
         self._proc = await self._sandbox.start(replace(self._spec, env=env, label=self.id))
@@ -120,6 +121,12 @@ class Environment:
         log.info("environment started (cold)", extra={"fields": {"env": self.id, "init_ms": round(duration, 2),
                                                                  "failed": failure is not None}})
         return InitReport(duration, output, failure)
+
+    def _owns_connection(self, peer: tuple[str, int]) -> bool:
+        """Is the process calling our Runtime API one of this sandbox's?"""
+        if self._proc is None or self._endpoint is None:
+            return False
+        return connection_owned_by(self._proc.pids(), peer, self._endpoint.local)
 
     async def _await_init(self) -> Outcome | Fault | None:
         assert self._session is not None and self._exit is not None and self._session.init_error is not None

@@ -6,6 +6,8 @@ here, so it matches paths by hand and does nothing else.
 from __future__ import annotations
 
 import json
+import time
+from typing import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,15 +44,40 @@ def _unknown(request_id: str) -> Response:
     return _json(400, {"errorMessage": f"Invalid request ID: {request_id}", "errorType": "InvalidRequestID"})
 
 
+Authorize = Callable[[tuple[str, int]], bool]   # (peer host, peer port) -> is it this environment's code?
+TRUST_S = 1.0                                   # how long a checked connection stays trusted
+
+
 class RuntimeApp:
-    def __init__(self, session: RuntimeSession) -> None:
+    def __init__(self, session: RuntimeSession, authorize: Authorize | None = None) -> None:
         self._session = session
+        self._authorize = authorize
+        self._trusted: dict[tuple[str, int], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        response = await self._route(Request(scope, receive))
+        if not self._allowed(scope.get("client")):
+            response = _json(403, {"errorMessage": "This Runtime API belongs to another execution environment",
+                                   "errorType": "AccessDenied"})
+        else:
+            response = await self._route(Request(scope, receive))
         await response(scope, receive, send)
+
+    def _allowed(self, client: tuple[str, int] | None) -> bool:
+        """Only the environment's own processes may call: every sandbox can reach every loopback port."""
+        if self._authorize is None:
+            return True
+        if client is None:
+            return False
+        peer = (client[0], client[1])
+        now = time.monotonic()
+        if self._trusted.get(peer, 0.0) > now:
+            return True
+        if not self._authorize(peer):
+            return False
+        self._trusted[peer] = now + TRUST_S
+        return True
 
     async def _route(self, request: Request) -> Response:
         path, method = request.url.path, request.method

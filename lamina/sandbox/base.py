@@ -87,6 +87,10 @@ class SandboxProcess(Protocol):
 
     def reset_peak_memory(self) -> None: ...
 
+    def pids(self) -> list[int]:
+        """Host pids of every process in the tree now."""
+        ...
+
     def oom_killed(self) -> bool:
         """True once the memory limit has killed a process of the tree."""
         ...

@@ -118,6 +118,11 @@ class TreeProcess:
         assert status is not None
         return status
 
+    def pids(self) -> list[int]:
+        if self._cgroup is not None:
+            return self._cgroup.pids()
+        return tree_pids(self._popen.pid)
+
     def set_cpu(self, cpu_millicores: int) -> None:
         cgroup = self._with("cpu")
         if cgroup is not None:

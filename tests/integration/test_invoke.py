@@ -275,3 +275,31 @@ def test_cpu_share_follows_memory(lam: Any, make_function: Any, fn_name: str) ->
     cpu_big = call(lam, big["FunctionName"], {"seconds": 1.0})[1]
     assert cpu_small < 0.25                 # the quota caps it near 0.07 s whatever else runs
     assert cpu_big > 3 * cpu_small
+
+
+INTRUDER = '''
+import json, os, urllib.error, urllib.request
+def handler(event, context):
+    if "target" not in event:
+        return {"api": os.environ["AWS_LAMBDA_RUNTIME_API"]}
+    out = {}
+    for name, method, path in (("next", "GET", "/2018-06-01/runtime/invocation/next"),
+                               ("respond", "POST", "/2018-06-01/runtime/invocation/fake/response")):
+        req = urllib.request.Request("http://" + event["target"] + path, method=method,
+                                     data=b"{}" if method == "POST" else None)
+        try:
+            out[name] = urllib.request.urlopen(req, timeout=3).status
+        except urllib.error.HTTPError as e:
+            out[name] = e.code
+        except Exception as e:
+            out[name] = type(e).__name__
+    return out
+'''
+
+
+def test_a_function_cannot_use_another_environments_runtime_api(lam: Any, make_function: Any, fn_name: str) -> None:
+    victim = make_function({"lambda_function.py": INTRUDER}, name=fn_name + "-victim")["FunctionName"]
+    intruder = make_function({"lambda_function.py": INTRUDER}, name=fn_name + "-intruder")["FunctionName"]
+    target = call(lam, victim)[1]["api"]                  # the victim's environment now waits in /next
+    assert call(lam, intruder, {"target": target})[1] == {"next": 403, "respond": 403}
+    assert call(lam, victim)[1]["api"] == target           # and the victim still works
