@@ -156,6 +156,8 @@ def doctor() -> None:
     out.print(f"[bold]Isolation[/bold] ({source}): backend {iso['backend']}, cgroups {iso['cgroup_version']}")
     out.print(f"  namespaces: {', '.join(iso['namespaces']) or 'none'}")
     out.print(f"  limits: {', '.join(iso['limits']) or 'none'}; code runs as uid {iso['unprivileged_uid']}")
+    if "zygote" in iso:
+        out.print(f"  fast Python starts (zygote): {iso['zygote']}")
     for w in iso["warnings"]:
         out.print(f"  [yellow]fallback:[/yellow] {w}")
     table = Table("Runtime", "Interpreter", "Note")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import enum
+import functools
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -78,7 +80,7 @@ class RuntimeCatalog:
         if kind is Kind.PYTHON:
             return self._resolve_python(runtime)
         if kind is Kind.NODE:
-            return RuntimeChoice(runtime, kind, None, str(self._node)) if self._node.exists() else None
+            return self._resolve_node(runtime)
         if kind is Kind.PROVIDED:
             return RuntimeChoice(runtime, kind, None, "/var/task/bootstrap")
         return None
@@ -91,6 +93,22 @@ class RuntimeCatalog:
             if (system / f"python{version}").exists():
                 return RuntimeChoice(runtime, Kind.PYTHON, None, str(system / f"python{version}"))
         return None
+
+    @functools.cached_property
+    def _node_version(self) -> str:
+        try:
+            out = subprocess.run([str(self._node), "--version"], capture_output=True, text=True, timeout=10)
+            return out.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    def _resolve_node(self, runtime: str) -> RuntimeChoice | None:
+        if not self._node.exists():
+            return None
+        wanted = runtime.removeprefix("nodejs").removesuffix(".x")
+        have = self._node_version.lstrip("v").split(".")[0]
+        note = "" if wanted == have else f"{runtime} runs on the host's Node.js {self._node_version or 'unknown'}"
+        return RuntimeChoice(runtime, Kind.NODE, None, str(self._node), note=note)
 
     def _resolve_python(self, runtime: str) -> RuntimeChoice | None:
         choice = self._python(runtime, runtime.removeprefix("python"))
