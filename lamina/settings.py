@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     prewarm_runtimes: list[str] = Field(default_factory=lambda: ["python3.12"],
                                         description="runtimes whose fast-start zygote starts with the server")
     max_environments: int = Field(64, description="environments this node runs at once")
-    sandbox: str = Field("auto", description="isolation backend: auto (best available), zygote (bwrap + fast Python starts, required), bwrap (no zygote), plain")
+    sandbox: str = Field("auto", description="isolation backend: auto (best available), zygote (bwrap + fast "
+                                             "Python starts, required), bwrap (no zygote), plain")
     runtime_map: dict[str, str] = Field(default_factory=dict,
                                         description="runtime id -> interpreter install prefix override")
     python_fallback: str = Field("python3.11", description="runtime used when a python3.x is not installed")

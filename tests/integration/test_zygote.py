@@ -33,7 +33,8 @@ from lamina.sandbox.base import SandboxProcess
 from lamina.sandbox.cgroups import parent_pid
 from lamina.sandbox.probe import HostProbe, probe_host
 from lamina.sandbox.process import TreeProcess
-from lamina.sandbox.zygote_impl import ZygoteReport, ZygoteSandbox, zygote_unavailable
+from lamina.sandbox.zygote_eligibility import ZygoteReport, zygote_unavailable
+from lamina.sandbox.zygote_impl import ZygoteSandbox
 
 PARENT = f"lamina-test-zygote-{os.getpid()}"
 PYENV = "/root/.pyenv/versions"
