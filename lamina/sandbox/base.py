@@ -96,6 +96,16 @@ class SandboxProcess(Protocol):
         ...
 
 
+class FreshStarts:
+    """For sandboxes that start every process from scratch: nothing to warm up, nothing to stop."""
+
+    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
 class Sandbox(Protocol):
     """Starts isolated processes; one instance per host, built by the composition root."""
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from lamina.sandbox.base import IsolationReport, SandboxSpec
+from lamina.sandbox.base import FreshStarts, IsolationReport, SandboxSpec
 from lamina.sandbox.cgroups import CgroupHierarchy
 from lamina.sandbox.identity import SandboxUser
 from lamina.sandbox.launch import (
@@ -165,7 +164,7 @@ def bwrap_launch(spec: SandboxSpec, config: BwrapConfig, fds: list[int]) -> Laun
     return Launch(argv=bwrap_command(spec, config, fds), env={}, pass_fds=tuple(fds), drop_to=drop)
 
 
-class BwrapSandbox:
+class BwrapSandbox(FreshStarts):
     """`Sandbox` backed by bubblewrap; `cgroups` None means rlimits only (see the report)."""
 
     def __init__(self, report: IsolationReport, config: BwrapConfig | None = None,
@@ -173,12 +172,6 @@ class BwrapSandbox:
         self.report = report
         self.config = config or BwrapConfig()
         self._cgroups = cgroups
-
-    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
-        return []                     # every start is a fresh process: nothing to warm
-
-    async def close(self) -> None:
-        return None
 
     async def start(self, spec: SandboxSpec) -> TreeProcess:
         check_spec(spec)

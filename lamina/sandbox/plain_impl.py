@@ -19,9 +19,8 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import Iterable
 
-from lamina.sandbox.base import IsolationReport, SandboxSpec
+from lamina.sandbox.base import FreshStarts, IsolationReport, SandboxSpec
 from lamina.sandbox.cgroups import CgroupHierarchy
 from lamina.sandbox.identity import SandboxUser
 from lamina.sandbox.launch import (
@@ -83,7 +82,7 @@ def make_private_tmp(label: str, user: SandboxUser | None, parent: str | None) -
     return path
 
 
-class PlainSandbox:
+class PlainSandbox(FreshStarts):
     """`Sandbox` without namespaces; `user` None runs code as the caller's own uid."""
 
     def __init__(self, report: IsolationReport, cgroups: CgroupHierarchy | None = None,
@@ -109,12 +108,6 @@ class PlainSandbox:
         return Launch(argv=[translate_path(a, mapping) for a in spec.argv], env=env,
                       cwd=translate_path(spec.workdir, mapping), drop_to=self._user,
                       parent_death_signal=True)
-
-    async def prewarm(self, specs: Iterable[SandboxSpec]) -> list[str]:
-        return []                     # every start is a fresh process: nothing to warm
-
-    async def close(self) -> None:
-        return None
 
     async def start(self, spec: SandboxSpec) -> TreeProcess:
         check_spec(spec)
