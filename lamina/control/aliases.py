@@ -8,8 +8,13 @@ from typing import Any
 from lamina.arn import FunctionRef
 from lamina.control.functions import REVISION_MISMATCH, FunctionService
 from lamina.control.scope import Scope
-from lamina.errors import (InvalidParameterValueException, PreconditionFailedException, ResourceConflictException,
-                           ResourceNotFoundException, ValidationException)
+from lamina.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from lamina.model.function import LATEST
 from lamina.store.base import Conflict, Store
 

@@ -11,10 +11,14 @@ from lamina.arn import FunctionRef
 from lamina.control import code as code_ops
 from lamina.control import validation as val
 from lamina.control.clock import last_modified
-from lamina.errors import (InvalidParameterValueException, PreconditionFailedException, ResourceConflictException,
-                           ResourceNotFoundException)
-from lamina.model.function import LATEST, Code, FunctionConfig, FunctionVersion, State, UpdateStatus
 from lamina.control.scope import Scope
+from lamina.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lamina.model.function import LATEST, Code, FunctionConfig, FunctionVersion, State, UpdateStatus
 from lamina.runtimes.catalog import RuntimeCatalog
 from lamina.store.base import Conflict, FunctionKey, Store
 from lamina.store.blobs import BlobStore

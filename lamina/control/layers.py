@@ -10,8 +10,13 @@ from lamina.arn import layer_arn, parse_layer_version_arn
 from lamina.control import code as code_ops
 from lamina.control.clock import last_modified
 from lamina.control.scope import Scope
-from lamina.errors import (InvalidParameterValueException, PreconditionFailedException, ResourceConflictException,
-                           ResourceNotFoundException, ValidationException)
+from lamina.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from lamina.model.function import LayerAttachment
 from lamina.store.base import Store
 from lamina.store.blobs import BlobStore

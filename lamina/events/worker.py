@@ -12,10 +12,14 @@ import time
 from lamina import limits
 from lamina.arn import FunctionRef
 from lamina.control.scope import Scope
-from lamina.errors import (RequestEntityTooLargeException, ResourceNotFoundException, ServiceError,
-                           TooManyRequestsException)
+from lamina.errors import (
+    RequestEntityTooLargeException,
+    ResourceNotFoundException,
+    ServiceError,
+    TooManyRequestsException,
+)
 from lamina.events.queue import EventQueue, QueuedEvent
-from lamina.invoke.router import InvokeRequest, Invoker
+from lamina.invoke.router import Invoker, InvokeRequest
 from lamina.telemetry import server_log
 
 log = logging.getLogger("lamina.events")

@@ -1,8 +1,7 @@
 """The store's tables, in SQLAlchemy Core so the same schema serves SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String,
-                        Table, Text)
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, Text
 
 SCHEMA_VERSION = 1
 

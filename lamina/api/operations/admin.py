@@ -1,7 +1,6 @@
 """Lamina's own operations (not AWS's): access keys and the host report. Operator account only."""
 from __future__ import annotations
 
-
 from pydantic import BaseModel
 from starlette.responses import Response
 
