@@ -495,6 +495,118 @@ def test_python_survives_dropped_keepalive_and_chunked_bodies(launch, api):
     assert len(api.connections) >= 3  # it reconnected after each dropped connection
 
 
+
+def _load_py_bootstrap():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lamina_test_py_bootstrap", PY_BOOTSTRAP)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _scripted_server(replies):
+    """A raw-socket Runtime API that answers the n-th request on a connection with replies[n]:
+    a list of byte pieces sent separately (so they arrive as separate segments), or None to
+    close the connection without answering; a final "close" closes it after answering. Returns (address, requests seen)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    seen = []
+    todo = list(replies)
+
+    def read_request(conn, buf):
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return None, b""
+            buf += data
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            rest += conn.recv(65536)
+        seen.append((head.split(b"\r\n", 1)[0].decode(), rest[:n]))
+        return True, rest[n:]
+
+    def serve():
+        while todo:
+            conn, _ = srv.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buf = b""
+            while todo:
+                ok, buf = read_request(conn, buf)
+                if ok is None:
+                    break
+                reply = todo.pop(0)
+                if reply is None:
+                    break
+                for piece in reply:
+                    if piece == "close":
+                        break
+                    conn.sendall(piece)
+                    time.sleep(0.02)
+                if reply[-1] == "close":
+                    break
+            conn.close()
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return "127.0.0.1:%d" % srv.getsockname()[1], seen
+
+
+def test_python_runtime_client_http_framing():
+    b = _load_py_bootstrap()
+    big = os.urandom(300_000)
+    chunked = b"6\r\nhello \r\n5;ext=1\r\nworld\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    addr, seen = _scripted_server([
+        # headers and body split mid-header, a 100 Continue first, non-ASCII header values
+        [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r1\r\nX-U",
+         b"tf: caf\xc3\xa9\r\nX-Latin: \xe9t\xe9\r\nContent-Length: 4\r\n\r\n", b"null"],
+        [b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"],
+        # bare-LF line endings; a large body arriving in many segments
+        [b"HTTP/1.1 200 OK\nlambda-runtime-aws-request-id:  r2 \nContent-Length: %d\n\n" % len(big),
+         big[:1000], big[1000:]],
+        [b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"],
+        # chunked, split inside the chunk framing
+        [b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r3\r\nTransfer-Encoding: chunked\r\n\r\n",
+         chunked[:4], chunked[4:20], chunked[20:]],
+        None,  # the kept-alive connection dies before answering: retried on a new connection
+        [b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"],
+        [b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r/4\r\n\r\n", b"until-eof", "close"],
+        [b"HTTP/1.1 500 Oops\r\nContent-Length: 3\r\n\r\nbad"],
+    ])
+    client = b.RuntimeClient(addr)
+    headers, body = client.wait_next_invocation()
+    assert body == b"null" and headers["lambda-runtime-aws-request-id"] == "r1"
+    assert headers["x-utf"] == "caf\u00e9" and headers["x-latin"] == "\xe9t\xe9"
+    client.post_invocation_result("r1", b"1", "application/json")
+    headers, body = client.wait_next_invocation()
+    assert headers["lambda-runtime-aws-request-id"] == "r2" and body == big
+    client.post_invocation_result("r2", big, "application/octet-stream")
+    headers, body = client.wait_next_invocation()
+    assert body == b"hello world"
+    client.post_invocation_result("r3", b'"x"', "application/json")
+    headers, body = client.wait_next_invocation()
+    assert body == b"until-eof" and headers["lambda-runtime-aws-request-id"] == "r/4"
+    with pytest.raises(b.RuntimeAPIError):
+        client.wait_next_invocation()
+    assert [r for r, _ in seen] == [
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+        "POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1",
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+        "POST /2018-06-01/runtime/invocation/r2/response HTTP/1.1",
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+        "POST /2018-06-01/runtime/invocation/r3/response HTTP/1.1",
+        "POST /2018-06-01/runtime/invocation/r3/response HTTP/1.1",
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+    ]
+    assert seen[3][1] == big and seen[6][1] == b'"x"'
+
+
 LOGGING_APP = """
 import logging
 import sys

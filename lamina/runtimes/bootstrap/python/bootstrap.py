@@ -101,8 +101,15 @@ class _Encoder(json.JSONEncoder):
         return json.JSONEncoder.default(self, o)
 
 
+_ENCODER = None  # like awslambdaric's module-level encoder: configured once, then reused
+
+
 def to_json(obj):
-    enc = _Encoder()
+    global _ENCODER
+    enc = _ENCODER
+    if enc is None:
+        enc = _ENCODER = _Encoder()
+    enc.saw_decimal = False
     out = enc.encode(obj)
     if enc.saw_decimal:
         import re
@@ -153,6 +160,9 @@ class _NoResponse(ConnectionError):
     """The peer closed a connection before sending any part of a response."""
 
 
+_SAFE_ID = None  # compiled on first use
+
+
 def _header_value(value):
     value = str(value)
     if "\r" in value or "\n" in value:
@@ -161,14 +171,21 @@ def _header_value(value):
 
 
 def _quote_id(request_id):
+    global _SAFE_ID
     if request_id is None:
         return ""
-    for ch in request_id:
-        if not (ch.isascii() and ch.isalnum()) and ch not in "-_.~":
-            from urllib.parse import quote
+    if _SAFE_ID is None:
+        import re  # already imported by json
 
-            return quote(request_id, safe="")
+        _SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+    if _SAFE_ID(request_id) is None:
+        from urllib.parse import quote
+
+        return quote(request_id, safe="")
     return request_id
+
+
+_WS = " \t\n\r\x0b\x0c"  # what bytes.strip() strips
 
 
 class RuntimeClient(object):
@@ -181,8 +198,12 @@ class RuntimeClient(object):
         self._addr = (host, int(port))
         agent = "aws-lambda-python/%d.%d.%d-lamina" % sys.version_info[:3]
         self._common = ("Host: %s\r\nUser-Agent: %s\r\n" % (address, agent)).encode("latin-1")
+        self._next_request = (
+            ("GET " + _API_PREFIX + "/invocation/next HTTP/1.1\r\n").encode("utf-8") + self._common + b"\r\n"
+        )
         self._sock = None
-        self._rfile = None
+        self._buf = b""  # received but not yet consumed
+        self._started = False
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -193,17 +214,17 @@ class RuntimeClient(object):
         except OSError:
             pass
         self._sock = sock
-        self._rfile = sock.makefile("rb")
+        self._buf = b""
 
     def close(self):
-        rfile, sock = self._rfile, self._sock
-        self._rfile = self._sock = None
-        for f in (rfile, sock):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
+        sock = self._sock
+        self._sock = None
+        self._buf = b""
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
     def _request(self, method, path, body=None, headers=None):
         head = method + " " + path + " HTTP/1.1\r\n"
@@ -214,6 +235,9 @@ class RuntimeClient(object):
         if body is not None:
             extra += "Content-Length: %d\r\n" % len(body)
         data = head.encode("utf-8") + self._common + extra.encode("utf-8") + b"\r\n"
+        return self._exchange(data, body)
+
+    def _exchange(self, data, body=None):
         if body is not None and len(body) <= 65536:  # small: one segment; large: skip the copy
             data += body
             body = None
@@ -221,43 +245,76 @@ class RuntimeClient(object):
             reused = self._sock is not None
             if not reused:
                 self._connect()
-            started = [False]
+            self._started = False
             try:
-                self._sock.sendall(data)
+                sock = self._sock
+                sock.sendall(data)
                 if body is not None:
-                    self._sock.sendall(body)
-                return self._read_response(started)
+                    sock.sendall(body)
+                return self._read_response()
             except (OSError, ValueError):
                 self.close()
                 # A kept-alive connection the peer had already closed: retry once on a new one.
-                if reused and attempt == 0 and not started[0]:
+                if reused and attempt == 0 and not self._started:
                     continue
                 raise
 
-    def _read_response(self, started):
-        rfile = self._rfile
+    # Receiving: one recv() into self._buf usually holds a whole response (headers and body).
+
+    def _recv(self):
+        data = self._sock.recv(65536)
+        if data:
+            self._started = True
+        return data
+
+    def _read_head(self):
+        """The raw header block: the status line and header lines, without the blank line."""
+        buf = self._buf
+        scanned = 0
         while True:
-            line = rfile.readline()
-            if not line:
-                raise _NoResponse("Runtime API closed the connection without a response")
-            started[0] = True
+            crlf = buf.find(b"\n\r\n", scanned)
+            lf = buf.find(b"\n\n", scanned)
+            if lf >= 0 and (crlf < 0 or lf < crlf):
+                self._buf = buf[lf + 2:]
+                return buf[:lf]
+            if crlf >= 0:
+                self._buf = buf[crlf + 3:]
+                return buf[:crlf]
+            scanned = max(0, len(buf) - 2)
+            data = self._recv()
+            if not data:
+                self._buf = b""
+                if not buf:
+                    raise _NoResponse("Runtime API closed the connection without a response")
+                raise ConnectionError("Runtime API closed the connection while sending headers")
+            buf = buf + data if buf else data
+
+    def _read_response(self):
+        while True:
+            if self._buf:
+                self._started = True
+            head = self._read_head()
+            nl = head.find(b"\n")
+            line = head if nl < 0 else head[: nl + 1]
             parts = line.split(None, 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
                 raise ConnectionError("malformed status line from Runtime API: %r" % (line,))
             version, status = parts[0], int(parts[1])
             headers = {}
-            while True:
-                h = rfile.readline()
-                if not h:
-                    raise ConnectionError("Runtime API closed the connection while sending headers")
-                if h == b"\r\n" or h == b"\n":
-                    break
-                k, _, v = h.partition(b":")
-                try:
-                    v = v.strip().decode("utf-8")
-                except UnicodeDecodeError:
-                    v = v.strip().decode("latin-1")
-                headers[k.strip().decode("latin-1").lower()] = v
+            if nl >= 0:
+                block = head[nl + 1:]
+                if block.isascii():
+                    for h in block.decode("latin-1").split("\n"):
+                        k, _, v = h.partition(":")
+                        headers[k.strip(_WS).lower()] = v.strip(_WS)
+                else:
+                    for h in block.split(b"\n"):
+                        k, _, v = h.partition(b":")
+                        try:
+                            v = v.strip().decode("utf-8")
+                        except UnicodeDecodeError:
+                            v = v.strip().decode("latin-1")
+                        headers[k.strip().decode("latin-1").lower()] = v
             if 100 <= status < 200:
                 continue
             break
@@ -266,47 +323,87 @@ class RuntimeClient(object):
         if status in (204, 304):
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked(rfile)
+            body = self._read_chunked()
         elif "content-length" in headers:
             n = int(headers["content-length"])
-            body = rfile.read(n) if n else b""
-            if len(body) != n:
-                raise ConnectionError("Runtime API closed the connection mid-body")
+            body = self._read_exact(n) if n else b""
         else:
-            body = rfile.read()
+            body = self._read_to_eof()
             close = True
         if close:
             self.close()
         return status, headers, body
 
-    @staticmethod
-    def _read_chunked(rfile):
+    def _recv_into_buf(self):
+        data = self._recv()
+        if data:
+            self._buf = self._buf + data if self._buf else data
+        return bool(data)
+
+    def _read_exact(self, n):
+        buf = self._buf
+        if len(buf) >= n:
+            if len(buf) == n:
+                self._buf = b""
+                return buf
+            self._buf = buf[n:]
+            return buf[:n]
+        out = bytearray(n)
+        view = memoryview(out)
+        have = len(buf)
+        view[:have] = buf
+        self._buf = b""
+        sock = self._sock
+        while have < n:
+            got = sock.recv_into(view[have:], min(n - have, 1 << 20))
+            if not got:
+                raise ConnectionError("Runtime API closed the connection mid-body")
+            have += got
+        view.release()
+        return bytes(out)
+
+    def _read_line(self):
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                line, self._buf = self._buf[: i + 1], self._buf[i + 1:]
+                return line
+            if not self._recv_into_buf():
+                line, self._buf = self._buf, b""
+                return line
+
+    def _read_to_eof(self):
+        chunks = [self._buf]
+        self._buf = b""
+        while True:
+            data = self._recv()
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def _read_chunked(self):
         chunks = []
         while True:
-            line = rfile.readline()
+            line = self._read_line()
             if not line:
                 raise ConnectionError("Runtime API closed the connection mid-body")
             size = int(line.split(b";", 1)[0].strip(), 16)
             if size == 0:
                 while True:  # trailers
-                    t = rfile.readline()
+                    t = self._read_line()
                     if not t or t in (b"\r\n", b"\n"):
                         break
                 break
-            data = rfile.read(size)
-            if len(data) != size:
-                raise ConnectionError("Runtime API closed the connection mid-body")
-            chunks.append(data)
-            rfile.readline()  # CRLF after each chunk
+            chunks.append(self._read_exact(size))
+            self._read_line()  # CRLF after each chunk
         return b"".join(chunks)
 
     # -- Runtime API ---------------------------------------------------------------------------
 
     def wait_next_invocation(self):
-        endpoint = _API_PREFIX + "/invocation/next"
-        status, headers, body = self._request("GET", endpoint)
+        status, headers, body = self._exchange(self._next_request)
         if status != 200:
-            raise RuntimeAPIError(endpoint, status, body)
+            raise RuntimeAPIError(_API_PREFIX + "/invocation/next", status, body)
         return headers, body
 
     def _post(self, endpoint, body, headers):
@@ -317,7 +414,21 @@ class RuntimeClient(object):
     def post_invocation_result(self, invoke_id, body, content_type):
         endpoint = _API_PREFIX + "/invocation/" + _quote_id(invoke_id) + "/response"
         try:
-            self._post(endpoint, body, {"Content-Type": content_type})
+            # The _request() headers for this POST, built directly (it is on every invoke's path).
+            data = b"".join(
+                (
+                    b"POST ",
+                    endpoint.encode("utf-8"),
+                    b" HTTP/1.1\r\n",
+                    self._common,
+                    b"Content-Type: ",
+                    _header_value(content_type).encode("utf-8"),
+                    b"\r\nContent-Length: %d\r\n\r\n" % len(body),
+                )
+            )
+            status, _, resp = self._exchange(data, body)
+            if not 200 <= status < 300:
+                raise RuntimeAPIError(endpoint, status, resp)
         except (RuntimeAPIError, OSError) as e:
             # The platform rejected the response (e.g. 413: too large, possibly closing the
             # connection mid-upload) and records the failure itself; keep serving invokes. If
@@ -348,10 +459,14 @@ def _diag(msg):
 
 def _flush_output():
     """Everything written before a POST belongs to that invoke: push it into the pipe first."""
-    seen = set()
-    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        if s is not None and id(s) not in seen:
-            seen.add(id(s))
+    out, err, out0, err0 = sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__
+    for s in (
+        out,
+        err if err is not out else None,
+        out0 if out0 is not out and out0 is not err else None,
+        err0 if err0 is not out and err0 is not err and err0 is not out0 else None,
+    ):
+        if s is not None:
             try:
                 s.flush()
             except Exception:
