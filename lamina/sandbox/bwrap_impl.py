@@ -29,11 +29,9 @@ from lamina.sandbox.identity import SandboxUser
 from lamina.sandbox.launch import (
     Launch,
     check_spec,
-    fallback_rlimits,
-    make_output_pipe,
     memfd_with,
     prepare_cgroup,
-    spawn,
+    spawn_limited,
 )
 from lamina.sandbox.process import TreeProcess
 
@@ -175,23 +173,13 @@ class BwrapSandbox(FreshStarts):
 
     async def start(self, spec: SandboxSpec) -> TreeProcess:
         check_spec(spec)
-        cgroup = await prepare_cgroup(self._cgroups, spec)
         fds: list[int] = []
-        read_fd = write_fd = -1
         try:
             launch = bwrap_launch(spec, self.config, fds)
-            launch.join_fds = cgroup.open_join_fds() if cgroup else []
-            launch.rlimits = fallback_rlimits(cgroup, spec, dedicated_uid=self.config.mode == "setpriv")
-            read_fd, write_fd = make_output_pipe()
-            popen = spawn(launch, write_fd)
-        except BaseException:
-            if read_fd >= 0:
-                os.close(read_fd)
-            if cgroup is not None:
-                await cgroup.remove()
-            raise
+            cgroup = await prepare_cgroup(self._cgroups, spec)
+            popen, read_fd = await spawn_limited(launch, cgroup, spec, dedicated_uid=self.config.mode == "setpriv")
         finally:
-            for fd in fds + ([write_fd] if write_fd >= 0 else []):
+            for fd in fds:
                 os.close(fd)
         return TreeProcess(popen, read_fd, cgroup, label=spec.label, exit_status=bwrap_exit_status,
                            supervisor=True)

@@ -137,3 +137,24 @@ def spawn(launch: Launch, output_write_fd: int) -> subprocess.Popen[bytes]:
     finally:
         for fd in launch.join_fds:
             os.close(fd)
+
+
+async def spawn_limited(launch: Launch, cgroup: Cgroup | None, spec: SandboxSpec,
+                        dedicated_uid: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """Spawn `launch` inside `cgroup` (joined before exec) with the fallback rlimits; returns the process
+    and the read end of its output pipe. On failure the cgroup is removed and nothing is left open."""
+    read_fd = write_fd = -1
+    try:
+        launch.join_fds = cgroup.open_join_fds() if cgroup else []
+        launch.rlimits = fallback_rlimits(cgroup, spec, dedicated_uid=dedicated_uid)
+        read_fd, write_fd = make_output_pipe()
+        return spawn(launch, write_fd), read_fd
+    except BaseException:
+        if read_fd >= 0:
+            os.close(read_fd)
+        if cgroup is not None:
+            await cgroup.remove()
+        raise
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)

@@ -26,10 +26,8 @@ from lamina.sandbox.identity import SandboxUser
 from lamina.sandbox.launch import (
     Launch,
     check_spec,
-    fallback_rlimits,
-    make_output_pipe,
     prepare_cgroup,
-    spawn,
+    spawn_limited,
 )
 from lamina.sandbox.process import TreeProcess
 
@@ -113,24 +111,12 @@ class PlainSandbox(FreshStarts):
         check_spec(spec)
         self._check_reachable(spec)
         private_tmp = make_private_tmp(spec.label, self._user, self._tmp_parent)
-        cgroup = None
-        read_fd = write_fd = -1
         try:
-            cgroup = await prepare_cgroup(self._cgroups, spec)
             launch = self._launch(spec, private_tmp)
-            launch.join_fds = cgroup.open_join_fds() if cgroup else []
-            launch.rlimits = fallback_rlimits(cgroup, spec, dedicated_uid=self._user is not None)
-            read_fd, write_fd = make_output_pipe()
-            popen = spawn(launch, write_fd)
+            cgroup = await prepare_cgroup(self._cgroups, spec)
+            popen, read_fd = await spawn_limited(launch, cgroup, spec, dedicated_uid=self._user is not None)
         except BaseException:
-            if read_fd >= 0:
-                os.close(read_fd)
-            if cgroup is not None:
-                await cgroup.remove()
             shutil.rmtree(private_tmp, ignore_errors=True)
             raise
-        finally:
-            if write_fd >= 0:
-                os.close(write_fd)
         return TreeProcess(popen, read_fd, cgroup, label=spec.label,
                            cleanup=lambda: shutil.rmtree(private_tmp, ignore_errors=True))
